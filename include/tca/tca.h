@@ -1,0 +1,142 @@
+/*
+ * libtca — portable TCA-Attention (training-free context-adaptive sparse attention) on
+ * OpenCL, Vulkan and a CPU reference.  This is the stable C ABI.
+ *
+ * Conventions
+ *  - Every function returns a tca_status; TCA_OK is 0.  On failure, tca_last_error() returns a
+ *    message for the calling thread's most recent failure (valid until the next call on that thread).
+ *  - Handles are opaque.  A handle belongs to the context it was created from; passing it to
+ *    another context is rejected with TCA_ERROR_INVALID_ARGUMENT.
+ *  - Tensor layout is [heads, tokens, head_dim]: element (h, t, i) lives at
+ *        h * head_stride + t * token_stride + i     (in elements, head_dim contiguous).
+ *    Q and O are float32; K and V may be float32 or float16 (accumulation is always float32 or wider).
+ *  - Functions are not thread-safe on the same context; distinct contexts may be used concurrently.
+ */
+#ifndef TCA_TCA_H
+#define TCA_TCA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#  define TCA_API __declspec(dllexport)
+#else
+#  define TCA_API __attribute__((visibility("default")))
+#endif
+
+#define TCA_VERSION_MAJOR 0
+#define TCA_VERSION_MINOR 1
+#define TCA_VERSION_PATCH 0
+#define TCA_VERSION_STRING "0.1.0"
+#define TCA_VERSION ((TCA_VERSION_MAJOR * 10000) + (TCA_VERSION_MINOR * 100) + TCA_VERSION_PATCH)
+
+typedef enum tca_status {
+    TCA_OK = 0,
+    TCA_ERROR_INVALID_ARGUMENT = 1, /* null handle, bad shape, unsupported parameter */
+    TCA_ERROR_SHAPE_MISMATCH = 2,   /* tensors whose shapes do not fit together */
+    TCA_ERROR_NONFINITE_INPUT = 3,  /* NaN or Inf found in an input */
+    TCA_ERROR_OUT_OF_MEMORY = 4,    /* allocation beyond the device's limits or failed */
+    TCA_ERROR_DEVICE_NOT_FOUND = 5, /* no device of that name */
+    TCA_ERROR_KERNEL_BUILD = 6,     /* a kernel or shader failed to build */
+    TCA_ERROR_DEVICE_LOST = 7,      /* the device stopped working */
+    TCA_ERROR_BACKEND = 8,          /* any other failure reported by the OpenCL / Vulkan driver */
+    TCA_ERROR_IO = 9,               /* a file could not be read or written, or is malformed */
+    TCA_ERROR_UNSUPPORTED = 10,     /* valid request this device or build cannot serve */
+    TCA_ERROR_INTERNAL = 11         /* a bug in libtca */
+} tca_status;
+
+typedef enum tca_dtype { TCA_F32 = 0, TCA_F16 = 1 } tca_dtype;
+
+typedef enum tca_device_type {
+    TCA_DEVICE_DISCRETE_GPU = 0,
+    TCA_DEVICE_INTEGRATED_GPU = 1,
+    TCA_DEVICE_CPU_DRIVER = 2, /* a GPU API implemented on the CPU: PoCL, lavapipe */
+    TCA_DEVICE_REFERENCE = 3,  /* libtca's own CPU reference backend */
+    TCA_DEVICE_OTHER = 4
+} tca_device_type;
+
+/* Library version at run time (compare with TCA_VERSION for the headers you compiled against). */
+TCA_API int tca_version(void);
+TCA_API const char* tca_version_string(void);
+
+/* Message of the calling thread's last failure ("" if none). */
+TCA_API const char* tca_last_error(void);
+/* Short name of a status code, e.g. "TCA_ERROR_SHAPE_MISMATCH". */
+TCA_API const char* tca_status_name(tca_status status);
+
+/* ---- devices ---------------------------------------------------------------------------- */
+
+typedef struct tca_device_info {
+    size_t struct_size;    /* set to sizeof(tca_device_info) by the caller */
+    char name[32];         /* "cpu", "opencl:0", "vulkan:1", ... */
+    char api[16];          /* "reference", "opencl", "vulkan" */
+    char vendor[128];
+    char device[256];
+    char driver[128];
+    tca_device_type type;
+    uint64_t global_memory;   /* bytes */
+    uint64_t max_allocation;  /* bytes */
+    int fp16_storage;         /* 1 if K/V may be stored as float16 */
+    int fp16_arithmetic;
+    uint32_t subgroup_size;   /* 0 if unknown */
+} tca_device_info;
+
+/* Number of devices found (the reference backend is always one of them). */
+TCA_API tca_status tca_device_count(int* count);
+/* Information about device `index` (0 <= index < count). */
+TCA_API tca_status tca_device_get_info(int index, tca_device_info* info);
+/* Name of the device the default choice picks (TCA_DEVICE environment variable, else the best
+ * device: discrete GPU, integrated GPU, CPU driver, reference).  `buffer` gets a NUL-terminated name. */
+TCA_API tca_status tca_default_device_name(char* buffer, size_t buffer_size);
+
+/* ---- context ------------------------------------------------------------------------------ */
+
+typedef struct tca_context tca_context;
+
+/* Creates a context on a device by name ("cpu", "opencl:0", "vulkan:0"), or the default device
+ * when `device_name` is NULL or "". */
+TCA_API tca_status tca_context_create(const char* device_name, tca_context** out);
+TCA_API tca_status tca_context_destroy(tca_context* ctx);
+TCA_API tca_status tca_context_device_info(const tca_context* ctx, tca_device_info* info);
+
+/* ---- tensors (device memory) -------------------------------------------------------------- */
+
+typedef struct tca_tensor tca_tensor;
+
+/* A dense [heads, tokens, dim] tensor in device memory, contiguous (token_stride = dim,
+ * head_stride = tokens * dim). */
+TCA_API tca_status tca_tensor_create(tca_context* ctx, tca_dtype dtype, int heads, int tokens, int dim,
+                                     tca_tensor** out);
+TCA_API tca_status tca_tensor_destroy(tca_tensor* t);
+TCA_API tca_status tca_tensor_shape(const tca_tensor* t, tca_dtype* dtype, int* heads, int* tokens, int* dim);
+/* Copies host data in/out.  Host data is in the tensor's dtype (float or uint16 fp16 bits),
+ * contiguous, exactly heads*tokens*dim elements; `bytes` must equal that size. */
+TCA_API tca_status tca_tensor_upload(tca_tensor* t, const void* host, size_t bytes);
+TCA_API tca_status tca_tensor_download(const tca_tensor* t, void* host, size_t bytes);
+
+/* ---- dense attention ---------------------------------------------------------------------- */
+
+/* Causal attention of every query against the keys at or before its position.
+ * q: [Hq, L, d] f32; k, v: [Hkv, L, d] (f32 or f16, same dtype); o: [Hq, L, d] f32.
+ * Hq must be a multiple of Hkv; d must be 64 or 128 (or any multiple of 4 up to 256);
+ * scale 0 means 1/sqrt(d). */
+TCA_API tca_status tca_dense_prefill(tca_context* ctx, const tca_tensor* q, const tca_tensor* k,
+                                     const tca_tensor* v, tca_tensor* o, float scale);
+
+/* One query row per head against the first `n_keys` tokens of k/v.
+ * q: [Hq, 1, d] f32; k, v: [Hkv, >= n_keys, d]; o: [Hq, 1, d] f32. */
+TCA_API tca_status tca_dense_decode(tca_context* ctx, const tca_tensor* q, const tca_tensor* k,
+                                    const tca_tensor* v, int n_keys, tca_tensor* o, float scale);
+
+/* Blocks until all work submitted to the context is done. */
+TCA_API tca_status tca_context_finish(tca_context* ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TCA_TCA_H */

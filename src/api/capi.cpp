@@ -1,0 +1,247 @@
+// The C ABI: converts handles and catches every exception at the boundary, turning it into a
+// status code plus a per-thread message.
+#include <cstring>
+#include <new>
+#include <string>
+
+#include "api/handles.h"
+#include "device/registry.h"
+
+using namespace tca;
+
+namespace {
+
+thread_local std::string g_last_error;
+
+tca_status fail(tca_status s, const std::string& msg) {
+    g_last_error = msg;
+    return s;
+}
+
+// Runs f, mapping exceptions to status codes. Clears the message on success.
+template <class F>
+tca_status guarded(F&& f) {
+    try {
+        f();
+        g_last_error.clear();
+        return TCA_OK;
+    } catch (const Error& e) {
+        return fail(e.code(), e.what());
+    } catch (const std::bad_alloc&) {
+        return fail(TCA_ERROR_OUT_OF_MEMORY, "host out of memory");
+    } catch (const std::exception& e) {
+        return fail(TCA_ERROR_INTERNAL, std::string("internal error: ") + e.what());
+    } catch (...) {
+        return fail(TCA_ERROR_INTERNAL, "internal error: unknown exception");
+    }
+}
+
+void copy_str(char* dst, size_t n, const std::string& s) {
+    std::strncpy(dst, s.c_str(), n - 1);
+    dst[n - 1] = '\0';
+}
+
+void fill_info(const DeviceInfo& d, tca_device_info* info) {
+    require(info != nullptr, TCA_ERROR_INVALID_ARGUMENT, "info is null");
+    require(info->struct_size >= sizeof(tca_device_info), TCA_ERROR_INVALID_ARGUMENT,
+            "info->struct_size must be set to sizeof(tca_device_info)");
+    copy_str(info->name, sizeof info->name, d.name);
+    copy_str(info->api, sizeof info->api,
+             d.api == Api::reference ? "reference" : d.api == Api::opencl ? "opencl" : "vulkan");
+    copy_str(info->vendor, sizeof info->vendor, d.vendor);
+    copy_str(info->device, sizeof info->device, d.device);
+    copy_str(info->driver, sizeof info->driver, d.driver);
+    info->type = d.type;
+    info->global_memory = d.global_memory;
+    info->max_allocation = d.max_allocation;
+    info->fp16_storage = d.fp16_storage;
+    info->fp16_arithmetic = d.fp16_arithmetic;
+    info->subgroup_size = d.subgroup_size;
+}
+
+}  // namespace
+
+namespace tca {
+
+tca_context* check_ctx(tca_context* ctx) {
+    require(ctx != nullptr && ctx->magic == tca_context::kMagic, TCA_ERROR_INVALID_ARGUMENT, "invalid context handle");
+    return ctx;
+}
+
+const tca_tensor* check_tensor(const tca_context* ctx, const tca_tensor* t, const char* what) {
+    require(t != nullptr && t->magic == tca_tensor::kMagic, TCA_ERROR_INVALID_ARGUMENT,
+            std::string(what) + ": invalid tensor handle");
+    require(t->ctx == ctx, TCA_ERROR_INVALID_ARGUMENT, std::string(what) + ": tensor belongs to another context");
+    return t;
+}
+
+}  // namespace tca
+
+extern "C" {
+
+TCA_API int tca_version(void) { return TCA_VERSION; }
+TCA_API const char* tca_version_string(void) { return TCA_VERSION_STRING; }
+TCA_API const char* tca_last_error(void) { return g_last_error.c_str(); }
+
+TCA_API const char* tca_status_name(tca_status s) {
+    switch (s) {
+        case TCA_OK: return "TCA_OK";
+        case TCA_ERROR_INVALID_ARGUMENT: return "TCA_ERROR_INVALID_ARGUMENT";
+        case TCA_ERROR_SHAPE_MISMATCH: return "TCA_ERROR_SHAPE_MISMATCH";
+        case TCA_ERROR_NONFINITE_INPUT: return "TCA_ERROR_NONFINITE_INPUT";
+        case TCA_ERROR_OUT_OF_MEMORY: return "TCA_ERROR_OUT_OF_MEMORY";
+        case TCA_ERROR_DEVICE_NOT_FOUND: return "TCA_ERROR_DEVICE_NOT_FOUND";
+        case TCA_ERROR_KERNEL_BUILD: return "TCA_ERROR_KERNEL_BUILD";
+        case TCA_ERROR_DEVICE_LOST: return "TCA_ERROR_DEVICE_LOST";
+        case TCA_ERROR_BACKEND: return "TCA_ERROR_BACKEND";
+        case TCA_ERROR_IO: return "TCA_ERROR_IO";
+        case TCA_ERROR_UNSUPPORTED: return "TCA_ERROR_UNSUPPORTED";
+        case TCA_ERROR_INTERNAL: return "TCA_ERROR_INTERNAL";
+    }
+    return "TCA_ERROR_UNKNOWN";
+}
+
+TCA_API tca_status tca_device_count(int* count) {
+    return guarded([&] {
+        require(count != nullptr, TCA_ERROR_INVALID_ARGUMENT, "count is null");
+        *count = static_cast<int>(list_devices().size());
+    });
+}
+
+TCA_API tca_status tca_device_get_info(int index, tca_device_info* info) {
+    return guarded([&] {
+        const auto& all = list_devices();
+        require(index >= 0 && index < static_cast<int>(all.size()), TCA_ERROR_INVALID_ARGUMENT,
+                "device index " + std::to_string(index) + " out of range");
+        fill_info(all[index], info);
+    });
+}
+
+TCA_API tca_status tca_default_device_name(char* buffer, size_t size) {
+    return guarded([&] {
+        require(buffer != nullptr && size > 0, TCA_ERROR_INVALID_ARGUMENT, "buffer is null or empty");
+        const std::string n = default_device_name();
+        require(n.size() < size, TCA_ERROR_INVALID_ARGUMENT, "buffer too small for the device name");
+        copy_str(buffer, size, n);
+    });
+}
+
+TCA_API tca_status tca_context_create(const char* device_name, tca_context** out) {
+    return guarded([&] {
+        require(out != nullptr, TCA_ERROR_INVALID_ARGUMENT, "out is null");
+        *out = nullptr;
+        auto ctx = std::make_unique<tca_context>();
+        ctx->device = open_device(device_name ? device_name : "");
+        *out = ctx.release();
+    });
+}
+
+TCA_API tca_status tca_context_destroy(tca_context* ctx) {
+    if (ctx == nullptr) return TCA_OK;
+    return guarded([&] {
+        check_ctx(ctx);
+        ctx->magic = 0;
+        delete ctx;
+    });
+}
+
+TCA_API tca_status tca_context_device_info(const tca_context* ctx, tca_device_info* info) {
+    return guarded([&] { fill_info(check_ctx(const_cast<tca_context*>(ctx))->device->info(), info); });
+}
+
+TCA_API tca_status tca_context_finish(tca_context* ctx) {
+    return guarded([&] { check_ctx(ctx)->device->finish(); });
+}
+
+TCA_API tca_status tca_tensor_create(tca_context* ctx, tca_dtype dtype, int heads, int tokens, int dim,
+                                     tca_tensor** out) {
+    return guarded([&] {
+        check_ctx(ctx);
+        require(out != nullptr, TCA_ERROR_INVALID_ARGUMENT, "out is null");
+        *out = nullptr;
+        require(dtype == TCA_F32 || dtype == TCA_F16, TCA_ERROR_INVALID_ARGUMENT, "unknown dtype");
+        require(heads > 0 && tokens > 0 && dim > 0, TCA_ERROR_INVALID_ARGUMENT,
+                "tensor shape [" + std::to_string(heads) + ", " + std::to_string(tokens) + ", " + std::to_string(dim) +
+                    "] is empty or negative");
+        const DType dt = dtype == TCA_F32 ? DType::f32 : DType::f16;
+        const unsigned long long bytes = 1ull * heads * tokens * dim * dtype_size(dt);
+        auto t = std::make_unique<tca_tensor>();
+        t->ctx = ctx;
+        t->t = Tensor::contiguous(BufView{ctx->device->alloc(bytes), 0}, dt, heads, tokens, dim);
+        *out = t.release();
+    });
+}
+
+TCA_API tca_status tca_tensor_destroy(tca_tensor* t) {
+    if (t == nullptr) return TCA_OK;
+    return guarded([&] {
+        require(t->magic == tca_tensor::kMagic, TCA_ERROR_INVALID_ARGUMENT, "invalid tensor handle");
+        t->magic = 0;
+        delete t;
+    });
+}
+
+TCA_API tca_status tca_tensor_shape(const tca_tensor* t, tca_dtype* dtype, int* heads, int* tokens, int* dim) {
+    return guarded([&] {
+        require(t != nullptr && t->magic == tca_tensor::kMagic, TCA_ERROR_INVALID_ARGUMENT, "invalid tensor handle");
+        if (dtype) *dtype = t->t.dtype == DType::f32 ? TCA_F32 : TCA_F16;
+        if (heads) *heads = t->t.heads;
+        if (tokens) *tokens = t->t.tokens;
+        if (dim) *dim = t->t.dim;
+    });
+}
+
+TCA_API tca_status tca_tensor_upload(tca_tensor* t, const void* host, size_t bytes) {
+    return guarded([&] {
+        require(t != nullptr && t->magic == tca_tensor::kMagic, TCA_ERROR_INVALID_ARGUMENT, "invalid tensor handle");
+        require(host != nullptr, TCA_ERROR_INVALID_ARGUMENT, "host pointer is null");
+        require(bytes == t->t.span_bytes(), TCA_ERROR_SHAPE_MISMATCH,
+                "upload of " + std::to_string(bytes) + " bytes into a tensor of " + std::to_string(t->t.span_bytes()));
+        check_finite_host(t->t.dtype, host, bytes, "upload");
+        t->ctx->device->write(t->t.data, host, bytes);
+    });
+}
+
+TCA_API tca_status tca_tensor_download(const tca_tensor* t, void* host, size_t bytes) {
+    return guarded([&] {
+        require(t != nullptr && t->magic == tca_tensor::kMagic, TCA_ERROR_INVALID_ARGUMENT, "invalid tensor handle");
+        require(host != nullptr, TCA_ERROR_INVALID_ARGUMENT, "host pointer is null");
+        require(bytes == t->t.span_bytes(), TCA_ERROR_SHAPE_MISMATCH,
+                "download of " + std::to_string(bytes) + " bytes from a tensor of " + std::to_string(t->t.span_bytes()));
+        t->ctx->device->read(t->t.data, host, bytes);
+    });
+}
+
+TCA_API tca_status tca_dense_prefill(tca_context* ctx, const tca_tensor* q, const tca_tensor* k, const tca_tensor* v,
+                                     tca_tensor* o, float scale) {
+    return guarded([&] {
+        check_ctx(ctx);
+        PrefillArgs a;
+        a.q = check_tensor(ctx, q, "q")->t;
+        a.k = check_tensor(ctx, k, "k")->t;
+        a.v = check_tensor(ctx, v, "v")->t;
+        a.o = check_tensor(ctx, o, "o")->t;
+        require(a.q.tokens == a.k.tokens, TCA_ERROR_SHAPE_MISMATCH,
+                "prefill: q has " + std::to_string(a.q.tokens) + " tokens but k has " + std::to_string(a.k.tokens));
+        a.scale = scale;
+        ctx->device->prefill(a);
+    });
+}
+
+TCA_API tca_status tca_dense_decode(tca_context* ctx, const tca_tensor* q, const tca_tensor* k, const tca_tensor* v,
+                                    int n_keys, tca_tensor* o, float scale) {
+    return guarded([&] {
+        check_ctx(ctx);
+        DecodeArgs a;
+        a.q = check_tensor(ctx, q, "q")->t;
+        a.k1 = check_tensor(ctx, k, "k")->t;
+        a.v1 = check_tensor(ctx, v, "v")->t;
+        a.o = check_tensor(ctx, o, "o")->t;
+        require(n_keys >= 1, TCA_ERROR_SHAPE_MISMATCH, "decode: n_keys must be >= 1");
+        a.n1 = n_keys;
+        a.scale = scale;
+        ctx->device->decode(a);
+    });
+}
+
+}  // extern "C"

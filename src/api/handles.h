@@ -1,0 +1,31 @@
+// What the C API's opaque handles are. Each carries a magic number so a stale or foreign
+// pointer is rejected with a message instead of crashing.
+#pragma once
+
+#include <memory>
+
+#include "device/device.h"
+
+struct tca_context {
+    static constexpr uint32_t kMagic = 0x7ca0c7e1;
+    uint32_t magic = kMagic;
+    std::unique_ptr<tca::Device> device;
+};
+
+struct tca_tensor {
+    static constexpr uint32_t kMagic = 0x7ca07e50;
+    uint32_t magic = kMagic;
+    tca_context* ctx = nullptr;
+    tca::Tensor t;
+};
+
+namespace tca {
+
+// Validate a handle (and that a tensor belongs to ctx); throw Error otherwise.
+tca_context* check_ctx(tca_context* ctx);
+const tca_tensor* check_tensor(const tca_context* ctx, const tca_tensor* t, const char* what);
+
+// Rejects NaN/Inf in host data of the given dtype (TCA_ERROR_NONFINITE_INPUT, with the first index).
+void check_finite_host(DType dtype, const void* data, size_t bytes, const char* what);
+
+}  // namespace tca

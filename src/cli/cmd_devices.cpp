@@ -1,0 +1,43 @@
+// tca devices: every device the library can use, with what matters for choosing one.
+#include <fmt/core.h>
+
+#include "cli/commands.h"
+#include "device/registry.h"
+
+namespace tca::cli {
+
+namespace {
+
+const char* type_name(tca_device_type t) {
+    switch (t) {
+        case TCA_DEVICE_DISCRETE_GPU: return "discrete GPU";
+        case TCA_DEVICE_INTEGRATED_GPU: return "integrated GPU";
+        case TCA_DEVICE_CPU_DRIVER: return "CPU driver";
+        case TCA_DEVICE_REFERENCE: return "reference";
+        case TCA_DEVICE_OTHER: return "other";
+    }
+    return "?";
+}
+
+const char* api_name(Api a) { return a == Api::reference ? "reference" : a == Api::opencl ? "opencl" : "vulkan"; }
+
+}  // namespace
+
+void register_devices(CLI::App& app) {
+    auto* cmd = app.add_subcommand("devices", "List every device (reference, OpenCL, Vulkan) and the default choice");
+    cmd->callback([] {
+        const std::string def = default_device_name();
+        for (const auto& d : list_devices()) {
+            fmt::print("{}{:<10} {}\n", d.name == def ? "* " : "  ", d.name, d.device);
+            fmt::print("    api {:<9}  type {:<14}  vendor {}\n", api_name(d.api), type_name(d.type), d.vendor);
+            fmt::print("    driver {}\n", d.driver);
+            fmt::print("    memory {:.1f} GiB  max allocation {:.1f} GiB  fp16 storage {}  fp16 math {}  subgroup {}{}\n",
+                       d.global_memory / 1073741824.0, d.max_allocation / 1073741824.0, d.fp16_storage ? "yes" : "no",
+                       d.fp16_arithmetic ? "yes" : "no", d.subgroup_size,
+                       d.subgroup_ops ? " (ops)" : "");
+        }
+        fmt::print("default: {}{}\n", def, std::getenv("TCA_DEVICE") ? " (from TCA_DEVICE)" : "");
+    });
+}
+
+}  // namespace tca::cli

@@ -1,0 +1,256 @@
+// The device layer: what every backend (cpu reference, opencl, vulkan) implements.
+//
+// It knows buffers, a fixed set of named attention ops, synchronisation and timestamps — and
+// nothing of the TCA method's policy (profiles, budgets, caches). The method (src/method) drives
+// these ops; the ops' exact semantics are documented on each argument struct below and are the
+// contract the CPU reference defines and the GPU kernels are tested against (tests/).
+//
+// Tensors are [heads, tokens, dim] with explicit strides in elements; dim is contiguous.
+// Integer index/length buffers are int32; score buffers are float32.
+// Ops are enqueued in order on one queue; read() and finish() synchronise.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "tca/tca.h"
+
+namespace tca {
+
+enum class DType { f32, f16 };
+inline size_t dtype_size(DType t) { return t == DType::f32 ? 4 : 2; }
+inline const char* dtype_name(DType t) { return t == DType::f32 ? "f32" : "f16"; }
+
+enum class Api { reference, opencl, vulkan };
+
+struct DeviceInfo {
+    std::string name;  // "cpu", "opencl:0", "vulkan:0"
+    Api api = Api::reference;
+    std::string vendor, device, driver;
+    tca_device_type type = TCA_DEVICE_OTHER;
+    uint64_t global_memory = 0;
+    uint64_t max_allocation = 0;
+    bool fp16_storage = false;     // K/V may be stored as f16 (all backends support it by conversion)
+    bool fp16_arithmetic = false;  // native f16 math available (not required by any kernel)
+    uint32_t subgroup_size = 0;    // 0 if unknown
+    bool subgroup_ops = false;     // subgroup arithmetic/shuffle usable by kernels
+};
+
+// Backend-owned storage. The base class only knows the size; backends downcast.
+struct BufferImpl {
+    virtual ~BufferImpl() = default;
+    size_t size = 0;
+};
+using Buffer = std::shared_ptr<BufferImpl>;
+
+// A byte range inside a buffer (a sub-range view; offset in bytes).
+struct BufView {
+    Buffer buf;
+    size_t offset = 0;
+    explicit operator bool() const { return static_cast<bool>(buf); }
+};
+
+// A [heads, tokens, dim] tensor view. Strides in elements of `dtype`.
+struct Tensor {
+    BufView data;
+    DType dtype = DType::f32;
+    int heads = 0, tokens = 0, dim = 0;
+    int64_t head_stride = 0, token_stride = 0;
+
+    static Tensor contiguous(BufView data, DType dtype, int heads, int tokens, int dim) {
+        return Tensor{std::move(data), dtype, heads, tokens, dim, int64_t(tokens) * dim, dim};
+    }
+    // Bytes spanned from data.offset to one past the last element.
+    size_t span_bytes() const;
+};
+
+// ---- op arguments ---------------------------------------------------------------------------
+// GQA: query head hq uses KV head hq / group, group = q.heads / k.heads.
+// scale: multiplier of q.k (1/sqrt(d) by default). Masking uses a finite large negative
+// (kMaskValue), never -inf, so fully masked rows cannot produce NaN.
+constexpr float kMaskValue = -1.0e30f;
+
+// Causal prefill attention, dense or sparse.
+//   Query row i of q sits at absolute position p = q_pos0 + i; keys sit at positions 0..k.tokens-1.
+//   Dense (kept_idx empty): query p attends to every key j <= p.
+//   Sparse (kept_idx given): query p attends to
+//        { kept_idx[h][r] : r < kept_count[h], kept_idx[h][r] <= p - window }   (kept global tokens)
+//      ∪ { j : p - window < j <= p }                                            (its local window)
+//     kept_idx is int32 [k.heads, kept_stride], each row sorted ascending; kept_count int32 [k.heads].
+//   Softmax over exactly the attended keys; o[hq][i] = sum_j softmax_j * v[j].
+struct PrefillArgs {
+    Tensor q, k, v, o;  // q, o: f32 [Hq, Lq, d]; k, v: [Hkv, Lk, d] same dtype
+    int q_pos0 = 0;
+    float scale = 0.f;
+    // sparse only:
+    int window = 0;
+    BufView kept_idx;
+    BufView kept_count;
+    int kept_stride = 0;
+    bool sparse() const { return static_cast<bool>(kept_idx); }
+};
+
+// Decode attention: one query row per head against the union of two key segments.
+//   Segment 1: rows [0, n1) of k1/v1 (same count for every KV head) — the dense cache, or the
+//              TCA window (ring + pending block).
+//   Segment 2: rows [0, n2[h]) of k2/v2, per-KV-head counts from the int32 buffer n2 — the TCA
+//              global store. Omitted when k2 has no data.
+//   o[hq] = softmax-weighted sum of v over both segments (one softmax over all of them).
+//   probs (optional, f32 [k1.heads, probs_n]): for segment-1 rows r < probs_n, the mean over the
+//   group's query heads of their softmax probability on that row (the eviction score of the spec).
+//   splits: split-K partitions hint (0 = backend chooses); results must not depend on it beyond
+//   floating-point reassociation.
+struct DecodeArgs {
+    Tensor q, o;  // f32 [Hq, 1, d]
+    Tensor k1, v1;
+    int n1 = 0;
+    Tensor k2, v2;
+    BufView n2;
+    BufView probs;
+    int probs_n = 0;
+    float scale = 0.f;
+    int splits = 0;
+};
+
+// Importance: s[h][j] = mean over the group's query heads hq of softmax_j(scale * q[hq][q_row] . k[h][j])
+// over keys j < n_keys. s: f32 [k.heads, s_stride].
+struct ScoreArgs {
+    Tensor q;
+    int q_row = 0;
+    Tensor k;
+    int n_keys = 0;
+    float scale = 0.f;
+    BufView s;
+    int s_stride = 0;
+};
+
+// Redundancy metric per block of the global region [0, n_global) of each head's scores:
+//   B_j = tokens [j*block, min((j+1)*block, n_global));  S1 = sum s, S2 = sum s^2
+//   h[h][j] = (1 - alpha) * S1 + alpha * (1 - S2 / S1^2)   (the second term is 0 when S1 == 0)
+// n_blocks = ceil(n_global / block); h: f32 [heads, n_blocks].
+struct MetricArgs {
+    BufView s;
+    int heads = 0, s_stride = 0, n_global = 0, block = 128;
+    float alpha = 0.5f;
+    BufView h;
+};
+
+// Block ranking: order[h][r] = index of the block with rank r, sorting h descending with ties
+// broken by the lower block index. order: int32 [heads, n_blocks].
+struct RankArgs {
+    BufView h;
+    int heads = 0, n_blocks = 0;
+    BufView order;
+};
+
+// Per-block top-t selection.
+//   Block order[h][r] keeps t = min(budget[h][r], its size) tokens: those with the largest s,
+//   ties broken by the lower token index. Output: kept token indices (relative to 0, in
+//   [0, n_global)) sorted ascending in idx[h][0..count[h]) (idx row stride idx_stride),
+//   count[h] = total kept. budget: int32 [heads, n_blocks] (by rank, each >= 1).
+struct SelectArgs {
+    BufView s;
+    int heads = 0, s_stride = 0, n_global = 0, block = 128;
+    BufView order, budget;
+    BufView idx;
+    int idx_stride = 0;
+    BufView count;
+};
+
+// Row gather (KV compaction and eviction):
+//   for each head h and r < count[h] (or `uniform_count` when count is empty):
+//     row = src_row0 + idx[h][r]  (or src_row0 + r when idx is empty)
+//     dst[h][dst_off[h] + r] = src[h][row]          for both (src_k -> dst_k) and (src_v -> dst_v)
+//     pos_out[h][dst_off[h] + r] = pos_base + row   (if pos_out given; int32 [heads, pos_stride])
+//   dst_off: int32 [heads] or empty (0). Then, if dst_len is given, dst_len[h] = dst_off[h] + count.
+//   dst_len may be the same buffer as dst_off (append to a growing store): kernels read every
+//   offset before any length is written.
+//   src and dst must not overlap.
+struct GatherArgs {
+    Tensor src_k, src_v, dst_k, dst_v;
+    int src_row0 = 0;
+    BufView idx;
+    int idx_stride = 0;
+    BufView count;
+    int uniform_count = 0;
+    BufView dst_off;
+    BufView dst_len;
+    BufView pos_out;
+    int pos_stride = 0;
+    int pos_base = 0;
+};
+
+// Calibration statistic: mean attention received by each key under full causal attention.
+//   A[hq][i][j] = softmax_j<=i(scale * q[hq][i] . k[h][j])
+//   c[h][j] = (1 / group) * sum_{hq in group} (sum_{i >= j} A[hq][i][j]) / (L - j)
+// c: f32 [k.heads, c_stride]; L = q.tokens = k.tokens. Never materialises L x L.
+struct ColsumArgs {
+    Tensor q, k;
+    float scale = 0.f;
+    BufView c;
+    int c_stride = 0;
+};
+
+// One measured op.
+struct OpTiming {
+    std::string op;
+    double ms = 0;
+};
+
+class Device {
+public:
+    virtual ~Device() = default;
+    virtual const DeviceInfo& info() const = 0;
+
+    // Memory. alloc() throws TCA_ERROR_OUT_OF_MEMORY past max_allocation or on failure.
+    virtual Buffer alloc(size_t bytes) = 0;
+    virtual void write(const BufView& dst, const void* src, size_t bytes) = 0;
+    virtual void read(const BufView& src, void* dst, size_t bytes) = 0;  // blocking
+    virtual void fill_zero(const BufView& dst, size_t bytes) = 0;
+    virtual void finish() = 0;
+
+    // Ops (enqueued; see the argument structs for semantics).
+    virtual void prefill(const PrefillArgs& a) = 0;
+    virtual void decode(const DecodeArgs& a) = 0;
+    virtual void score(const ScoreArgs& a) = 0;
+    virtual void metric(const MetricArgs& a) = 0;
+    virtual void rank(const RankArgs& a) = 0;
+    virtual void select(const SelectArgs& a) = 0;
+    virtual void gather(const GatherArgs& a) = 0;
+    virtual void colsum(const ColsumArgs& a) = 0;
+
+    // Profiling: when on, every op records its device time (timestamps); take_timings() waits
+    // for outstanding work and returns the records since the last call.
+    virtual void set_profiling(bool on) { profiling_ = on; }
+    bool profiling() const { return profiling_; }
+    virtual std::vector<OpTiming> take_timings() = 0;
+
+protected:
+    bool profiling_ = false;
+};
+
+// ---- helpers shared by backends ---------------------------------------------------------------
+
+inline float default_scale(float scale, int dim) {
+    return scale != 0.f ? scale : 1.0f / std::sqrt(static_cast<float>(dim));
+}
+
+// Shape/stride/bounds validation of each op, shared by all backends so that every backend
+// rejects bad arguments identically (throws Error with TCA_ERROR_SHAPE_MISMATCH / INVALID_ARGUMENT).
+void validate(const PrefillArgs& a);
+void validate(const DecodeArgs& a);
+void validate(const ScoreArgs& a);
+void validate(const MetricArgs& a);
+void validate(const RankArgs& a);
+void validate(const SelectArgs& a);
+void validate(const GatherArgs& a);
+void validate(const ColsumArgs& a);
+
+inline int n_blocks_of(int n_global, int block) { return n_global <= 0 ? 0 : (n_global + block - 1) / block; }
+
+}  // namespace tca

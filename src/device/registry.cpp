@@ -1,0 +1,81 @@
+#include "device/registry.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "device/backends.h"
+
+namespace tca {
+
+namespace {
+
+// Lower is better: the default choice prefers real GPUs, then CPU drivers, then the reference.
+int preference(const DeviceInfo& d) {
+    switch (d.type) {
+        case TCA_DEVICE_DISCRETE_GPU: return 0;
+        case TCA_DEVICE_INTEGRATED_GPU: return 1;
+        case TCA_DEVICE_CPU_DRIVER: return 2;
+        case TCA_DEVICE_OTHER: return 3;
+        case TCA_DEVICE_REFERENCE: return 4;
+    }
+    return 5;
+}
+
+int index_suffix(const std::string& name, const std::string& prefix) {
+    if (name.rfind(prefix, 0) != 0) return -1;
+    const std::string rest = name.substr(prefix.size());
+    if (rest.empty() || rest.size() > 6 || !std::all_of(rest.begin(), rest.end(), ::isdigit)) return -1;
+    return std::stoi(rest);
+}
+
+}  // namespace
+
+BackendOptions BackendOptions::from_environment() {
+    BackendOptions o;
+    if (const char* dir = std::getenv("TCA_CACHE_DIR")) {
+        o.cache_dir = dir;  // "" disables the cache
+    } else if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) {
+        o.cache_dir = std::string(xdg) + "/tca";
+    } else if (const char* home = std::getenv("HOME"); home && *home) {
+        o.cache_dir = std::string(home) + "/.cache/tca";
+    }
+    if (const char* v = std::getenv("TCA_VULKAN_VALIDATION")) o.vulkan_validation = std::string(v) == "1";
+    return o;
+}
+
+const std::vector<DeviceInfo>& list_devices() {
+    static const std::vector<DeviceInfo> all = [] {
+        std::vector<DeviceInfo> v{cpu_device_info()};
+        for (auto& d : opencl_devices()) v.push_back(d);
+        for (auto& d : vulkan_devices()) v.push_back(d);
+        return v;
+    }();
+    return all;
+}
+
+std::string default_device_name() {
+    if (const char* env = std::getenv("TCA_DEVICE"); env && *env) return env;
+    const auto& all = list_devices();
+    // stable: among equals, the listing order (opencl before vulkan, lower index first) wins
+    const auto best = std::min_element(all.begin(), all.end(), [](const DeviceInfo& a, const DeviceInfo& b) {
+        return preference(a) < preference(b);
+    });
+    return best->name;
+}
+
+std::unique_ptr<Device> open_device(const std::string& requested) {
+    const std::string name = requested.empty() ? default_device_name() : requested;
+    const auto& all = list_devices();
+    const bool known = std::any_of(all.begin(), all.end(), [&](const DeviceInfo& d) { return d.name == name; });
+    if (!known) {
+        std::string names;
+        for (const auto& d : all) names += (names.empty() ? "" : ", ") + d.name;
+        throw Error(TCA_ERROR_DEVICE_NOT_FOUND, "no device named '" + name + "' (available: " + names + ")");
+    }
+    if (name == "cpu") return make_cpu_device();
+    if (int i = index_suffix(name, "opencl:"); i >= 0) return make_opencl_device(i, BackendOptions::from_environment());
+    if (int i = index_suffix(name, "vulkan:"); i >= 0) return make_vulkan_device(i, BackendOptions::from_environment());
+    throw Error(TCA_ERROR_DEVICE_NOT_FOUND, "no device named '" + name + "'");
+}
+
+}  // namespace tca

@@ -1,0 +1,22 @@
+// Device discovery and selection: "cpu", "opencl:N", "vulkan:N", and the default choice.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "device/device.h"
+
+namespace tca {
+
+// Every device: the reference first, then OpenCL, then Vulkan devices.
+const std::vector<DeviceInfo>& list_devices();
+
+// The name the default choice picks: $TCA_DEVICE if set, else the best-ranked device
+// (discrete GPU > integrated GPU > CPU driver > reference; OpenCL before Vulkan on a tie).
+std::string default_device_name();
+
+// Opens a device by name ("" = default). Throws Error(TCA_ERROR_DEVICE_NOT_FOUND) for an unknown name.
+std::unique_ptr<Device> open_device(const std::string& name);
+
+}  // namespace tca
