@@ -19,6 +19,9 @@ std::vector<std::string> devices_under_test() {
     std::vector<std::string> names;
     for (const auto& d : list_devices())
         if (d.api != Api::reference) names.push_back(d.name);  // the reference is tested on its own
+    // Harness self-check: run every kernel test with the reference as the device under test.
+    if (const char* self = std::getenv("TCA_TEST_REFERENCE_AS_DEVICE"); self && std::string(self) == "1")
+        names.push_back("cpu");
     return names;
 }
 
