@@ -127,10 +127,36 @@ TCA_API tca_status tca_tensor_download(const tca_tensor* t, void* host, size_t b
 TCA_API tca_status tca_dense_prefill(tca_context* ctx, const tca_tensor* q, const tca_tensor* k,
                                      const tca_tensor* v, tca_tensor* o, float scale);
 
+/* Chunked prefill: q holds Lq query rows at positions q_pos0 .. q_pos0+Lq-1 of a sequence whose
+ * keys are k/v [Hkv, Lk, d] (Lk >= q_pos0 + Lq); each row attends causally to keys <= its position.
+ * o: [Hq, Lq, d] f32.  tca_dense_prefill is this with q_pos0 = 0 and Lq = Lk. */
+TCA_API tca_status tca_dense_prefill_chunk(tca_context* ctx, const tca_tensor* q, const tca_tensor* k,
+                                           const tca_tensor* v, tca_tensor* o, int q_pos0, float scale);
+
 /* One query row per head against the first `n_keys` tokens of k/v.
  * q: [Hq, 1, d] f32; k, v: [Hkv, >= n_keys, d]; o: [Hq, 1, d] f32. */
 TCA_API tca_status tca_dense_decode(tca_context* ctx, const tca_tensor* q, const tca_tensor* k,
                                     const tca_tensor* v, int n_keys, tca_tensor* o, float scale);
+
+/* ---- per-call statistics ---------------------------------------------------------------- */
+
+/* Device time of the most recent attention call on a context, split the way the TCA paper
+ * splits it.  Filled only while profiling is on (tca_context_set_profiling); times come from
+ * device timestamps (host clock on the reference backend). */
+typedef struct tca_call_stats {
+    size_t struct_size;   /* set to sizeof(tca_call_stats) by the caller */
+    double total_ms;      /* sum of the parts below */
+    double score_ms;      /* importance from the last query */
+    double metric_ms;     /* redundancy metric per block */
+    double sort_ms;       /* block ranking */
+    double select_ms;     /* per-block top-t and kept-list construction */
+    double attend_ms;     /* attention itself (dense or sparse) */
+    double other_ms;      /* KV compaction, eviction, copies */
+    int64_t kept_tokens;  /* TCA: kept global tokens summed over KV heads (-1 for dense calls) */
+} tca_call_stats;
+
+TCA_API tca_status tca_context_set_profiling(tca_context* ctx, int on);
+TCA_API tca_status tca_context_last_stats(const tca_context* ctx, tca_call_stats* stats);
 
 /* Blocks until all work submitted to the context is done. */
 TCA_API tca_status tca_context_finish(tca_context* ctx);

@@ -61,6 +61,27 @@ void fill_info(const DeviceInfo& d, tca_device_info* info) {
 
 }  // namespace
 
+void tca_context::begin_call() {
+    if (device->profiling()) device->take_timings();
+}
+
+void tca_context::end_call(int64_t kept_tokens) {
+    last_stats = tca_call_stats{};
+    last_stats.struct_size = sizeof(tca_call_stats);
+    last_stats.kept_tokens = kept_tokens;
+    if (!device->profiling()) return;
+    for (const auto& t : device->take_timings()) {
+        double* slot = t.op == "score"                                  ? &last_stats.score_ms
+                       : t.op == "metric"                               ? &last_stats.metric_ms
+                       : t.op == "sort"                                 ? &last_stats.sort_ms
+                       : t.op == "select"                               ? &last_stats.select_ms
+                       : t.op.rfind("attend", 0) == 0 || t.op == "decode" ? &last_stats.attend_ms
+                                                                        : &last_stats.other_ms;
+        *slot += t.ms;
+        last_stats.total_ms += t.ms;
+    }
+}
+
 namespace tca {
 
 tca_context* check_ctx(tca_context* ctx) {
@@ -149,6 +170,20 @@ TCA_API tca_status tca_context_device_info(const tca_context* ctx, tca_device_in
     return guarded([&] { fill_info(check_ctx(const_cast<tca_context*>(ctx))->device->info(), info); });
 }
 
+TCA_API tca_status tca_context_set_profiling(tca_context* ctx, int on) {
+    return guarded([&] { check_ctx(ctx)->device->set_profiling(on != 0); });
+}
+
+TCA_API tca_status tca_context_last_stats(const tca_context* ctx, tca_call_stats* stats) {
+    return guarded([&] {
+        const tca_context* c = check_ctx(const_cast<tca_context*>(ctx));
+        require(stats != nullptr, TCA_ERROR_INVALID_ARGUMENT, "stats is null");
+        require(stats->struct_size >= sizeof(tca_call_stats), TCA_ERROR_INVALID_ARGUMENT,
+                "stats->struct_size must be set to sizeof(tca_call_stats)");
+        *stats = c->last_stats;
+    });
+}
+
 TCA_API tca_status tca_context_finish(tca_context* ctx) {
     return guarded([&] { check_ctx(ctx)->device->finish(); });
 }
@@ -212,8 +247,8 @@ TCA_API tca_status tca_tensor_download(const tca_tensor* t, void* host, size_t b
     });
 }
 
-TCA_API tca_status tca_dense_prefill(tca_context* ctx, const tca_tensor* q, const tca_tensor* k, const tca_tensor* v,
-                                     tca_tensor* o, float scale) {
+TCA_API tca_status tca_dense_prefill_chunk(tca_context* ctx, const tca_tensor* q, const tca_tensor* k,
+                                           const tca_tensor* v, tca_tensor* o, int q_pos0, float scale) {
     return guarded([&] {
         check_ctx(ctx);
         PrefillArgs a;
@@ -221,11 +256,20 @@ TCA_API tca_status tca_dense_prefill(tca_context* ctx, const tca_tensor* q, cons
         a.k = check_tensor(ctx, k, "k")->t;
         a.v = check_tensor(ctx, v, "v")->t;
         a.o = check_tensor(ctx, o, "o")->t;
-        require(a.q.tokens == a.k.tokens, TCA_ERROR_SHAPE_MISMATCH,
-                "prefill: q has " + std::to_string(a.q.tokens) + " tokens but k has " + std::to_string(a.k.tokens));
+        a.q_pos0 = q_pos0;
         a.scale = scale;
+        ctx->begin_call();
         ctx->device->prefill(a);
+        ctx->end_call(-1);
     });
+}
+
+TCA_API tca_status tca_dense_prefill(tca_context* ctx, const tca_tensor* q, const tca_tensor* k, const tca_tensor* v,
+                                     tca_tensor* o, float scale) {
+    if (q && k && q->magic == tca_tensor::kMagic && k->magic == tca_tensor::kMagic && q->t.tokens != k->t.tokens)
+        return fail(TCA_ERROR_SHAPE_MISMATCH, "prefill: q has " + std::to_string(q->t.tokens) + " tokens but k has " +
+                                                  std::to_string(k->t.tokens));
+    return tca_dense_prefill_chunk(ctx, q, k, v, o, 0, scale);
 }
 
 TCA_API tca_status tca_dense_decode(tca_context* ctx, const tca_tensor* q, const tca_tensor* k, const tca_tensor* v,
@@ -240,7 +284,9 @@ TCA_API tca_status tca_dense_decode(tca_context* ctx, const tca_tensor* q, const
         require(n_keys >= 1, TCA_ERROR_SHAPE_MISMATCH, "decode: n_keys must be >= 1");
         a.n1 = n_keys;
         a.scale = scale;
+        ctx->begin_call();
         ctx->device->decode(a);
+        ctx->end_call(-1);
     });
 }
 

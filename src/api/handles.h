@@ -10,6 +10,10 @@ struct tca_context {
     static constexpr uint32_t kMagic = 0x7ca0c7e1;
     uint32_t magic = kMagic;
     std::unique_ptr<tca::Device> device;
+    tca_call_stats last_stats{};
+    // Brackets one API call: drops stale timings before, turns the op records into last_stats after.
+    void begin_call();
+    void end_call(int64_t kept_tokens);
 };
 
 struct tca_tensor {

@@ -7,9 +7,11 @@
 namespace tca::cli {
 
 void register_devices(CLI::App& app);
+void register_bench(CLI::App& app);  // bench/cmd_bench.cpp
 
 inline void register_all(CLI::App& app) {
     register_devices(app);
+    register_bench(app);
 }
 
 }  // namespace tca::cli
