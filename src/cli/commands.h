@@ -7,9 +7,15 @@
 namespace tca::cli {
 
 void register_devices(CLI::App& app);
+void register_synth(CLI::App& app);
+void register_calibrate(CLI::App& app);
+void register_attend(CLI::App& app);
 
 inline void register_all(CLI::App& app) {
     register_devices(app);
+    register_synth(app);
+    register_calibrate(app);
+    register_attend(app);
 }
 
 }  // namespace tca::cli

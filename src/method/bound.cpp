@@ -113,6 +113,7 @@ std::vector<HeadBoundSummary> summarize(const std::vector<QueryBound>& qb, int q
             s.max_rel = std::max(s.max_rel, r.rel);
             s.mean_rel += r.rel / tokens;
             s.max_actual = std::max(s.max_actual, r.actual);
+            if (r.bound > 0) s.max_tightness = std::max(s.max_tightness, r.actual / r.bound);
             if (r.actual > r.bound + kBoundFpSlack * r.vmax1) ++s.violations;
         }
     }

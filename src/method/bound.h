@@ -32,6 +32,7 @@ struct HeadBoundSummary {
     double max_gamma = 0, mean_gamma = 0;
     double max_rel = 0, mean_rel = 0;
     double max_actual = 0;
+    double max_tightness = 0;  // max actual / bound over queries that dropped mass (bound > 0)
     int violations = 0;  // queries with actual > bound + kBoundFpSlack * vmax1
 };
 
