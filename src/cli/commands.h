@@ -7,10 +7,16 @@
 namespace tca::cli {
 
 void register_devices(CLI::App& app);
+void register_synth(CLI::App& app);
+void register_calibrate(CLI::App& app);
+void register_attend(CLI::App& app);
 void register_bench(CLI::App& app);  // bench/cmd_bench.cpp
 
 inline void register_all(CLI::App& app) {
     register_devices(app);
+    register_synth(app);
+    register_calibrate(app);
+    register_attend(app);
     register_bench(app);
 }
 

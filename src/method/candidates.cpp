@@ -1,0 +1,82 @@
+#include "method/candidates.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "core/error.h"
+
+namespace tca::method {
+
+bool is_power_of_two(int x) { return x > 0 && (x & (x - 1)) == 0; }
+
+void validate_params(const TcaParams& p) {
+    require(is_power_of_two(p.block), TCA_ERROR_INVALID_ARGUMENT,
+            "block size " + std::to_string(p.block) + " is not a power of two");
+    require(p.block <= 4096, TCA_ERROR_INVALID_ARGUMENT, "block size " + std::to_string(p.block) + " is above 4096");
+    require(p.window >= 1, TCA_ERROR_INVALID_ARGUMENT, "window must be >= 1, got " + std::to_string(p.window));
+    require(p.tau > 0 && p.tau <= 1, TCA_ERROR_INVALID_ARGUMENT, "tau must be in (0, 1], got " + std::to_string(p.tau));
+    require(p.alpha >= 0 && p.alpha <= 1, TCA_ERROR_INVALID_ARGUMENT,
+            "alpha must be in [0, 1], got " + std::to_string(p.alpha));
+    require(p.n_lognormal >= 2, TCA_ERROR_INVALID_ARGUMENT, "need at least 2 log-Gaussian candidates");
+    require(p.sigma > 0, TCA_ERROR_INVALID_ARGUMENT, "sigma must be > 0");
+}
+
+std::vector<int> keep_counts(int block) {
+    std::vector<int> K;
+    for (int k = 1; k <= block; k *= 2) K.push_back(k);
+    return K;
+}
+
+std::vector<Candidate> candidate_grid(const TcaParams& params) {
+    validate_params(params);
+    const std::vector<int> K = keep_counts(params.block);
+    const double top = std::log2(double(params.block)) + params.mu_extra;
+    std::vector<Candidate> grid;
+    for (int i = 0; i < params.n_lognormal; ++i) {
+        Candidate c;
+        c.mu = i * top / (params.n_lognormal - 1);
+        double z = 0;
+        for (int k : K) {
+            const double x = std::log2(double(k)) - c.mu;
+            c.p.push_back(std::exp(-x * x / (2 * params.sigma * params.sigma)));
+            z += c.p.back();
+        }
+        for (double& v : c.p) v /= z;
+        grid.push_back(std::move(c));
+    }
+    if (params.dense_candidate) {
+        Candidate c;
+        c.mu = std::log2(double(params.block));
+        c.dense = true;
+        c.p.assign(K.size(), 0.0);
+        c.p.back() = 1.0;
+        grid.push_back(std::move(c));
+    }
+    return grid;
+}
+
+double mean_keep(const std::vector<int>& K, const std::vector<double>& p) {
+    double m = 0;
+    for (size_t i = 0; i < K.size(); ++i) m += K[i] * p[i];
+    return m;
+}
+
+int decode_keep(const std::vector<int>& K, const std::vector<double>& p) {
+    return std::max(1, static_cast<int>(std::floor(mean_keep(K, p) + 1e-9)));
+}
+
+void validate_distribution(const std::vector<int>& K, const std::vector<double>& p, const char* what) {
+    require(p.size() == K.size(), TCA_ERROR_INVALID_ARGUMENT,
+            std::string(what) + ": has " + std::to_string(p.size()) + " probabilities for " + std::to_string(K.size()) +
+                " keep counts");
+    double s = 0;
+    for (double v : p) {
+        require(std::isfinite(v) && v >= 0, TCA_ERROR_INVALID_ARGUMENT, std::string(what) + ": negative or non-finite probability");
+        s += v;
+    }
+    require(std::fabs(s - 1) < 1e-6, TCA_ERROR_INVALID_ARGUMENT,
+            std::string(what) + ": probabilities sum to " + std::to_string(s) + ", not 1");
+}
+
+}  // namespace tca::method

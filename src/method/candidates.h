@@ -1,0 +1,34 @@
+// The candidate sparsity configurations of calibration (spec Phase 1, step 1): distributions over
+// the per-block keep counts K = {1, 2, 4, .., b}.
+#pragma once
+
+#include <vector>
+
+#include "method/params.h"
+
+namespace tca::method {
+
+// K = {1, 2, 4, .., b}.
+std::vector<int> keep_counts(int block);
+
+struct Candidate {
+    double mu = 0;          // centre in log2(keep count); NaN-free: the dense candidate stores log2(b)
+    bool dense = false;     // the all-b candidate
+    std::vector<double> p;  // p[i] = probability of keep count K[i]; sums to 1
+};
+
+// The grid: M log-Gaussian candidates (mu_i = i * (log2 b + mu_extra) / (M - 1), sigma), then the
+// dense candidate when params.dense_candidate. Ordered from sparsest to densest.
+std::vector<Candidate> candidate_grid(const TcaParams& params);
+
+// Expected tokens kept per full block, sum_k k p_k, and that as a fraction of b.
+double mean_keep(const std::vector<int>& K, const std::vector<double>& p);
+
+// Decode budget of the spec: t_dec = max(1, floor(sum_k k p*_k)) tokens kept of each compressed
+// block. A tiny epsilon keeps floor() from dropping a whole token to rounding (e.g. 63.9999999).
+int decode_keep(const std::vector<int>& K, const std::vector<double>& p);
+
+// Checks that p is a distribution over K (right length, entries >= 0, sum 1 within 1e-6).
+void validate_distribution(const std::vector<int>& K, const std::vector<double>& p, const char* what);
+
+}  // namespace tca::method

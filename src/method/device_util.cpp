@@ -1,0 +1,77 @@
+#include "method/device_util.h"
+
+#include <algorithm>
+
+#include "core/half.h"
+
+namespace tca::method {
+
+BufView alloc_ints(Device& dev, const std::vector<int32_t>& values) {
+    BufView v{dev.alloc(std::max<size_t>(values.size(), 1) * 4), 0};
+    if (!values.empty()) dev.write(v, values.data(), values.size() * 4);
+    return v;
+}
+
+BufView alloc_zeros(Device& dev, size_t n) {
+    const size_t bytes = std::max<size_t>(n, 1) * 4;
+    BufView v{dev.alloc(bytes), 0};
+    dev.fill_zero(v, bytes);
+    return v;
+}
+
+std::vector<int32_t> read_ints(Device& dev, const BufView& v, size_t n) {
+    std::vector<int32_t> out(n);
+    if (n) dev.read(v, out.data(), n * 4);
+    return out;
+}
+
+std::vector<float> read_floats(Device& dev, const BufView& v, size_t n) {
+    std::vector<float> out(n);
+    if (n) dev.read(v, out.data(), n * 4);
+    return out;
+}
+
+void write_ints(Device& dev, const BufView& v, const std::vector<int32_t>& values) {
+    if (!values.empty()) dev.write(v, values.data(), values.size() * 4);
+}
+
+Tensor alloc_tensor(Device& dev, int heads, int tokens, int dim, DType dtype) {
+    const size_t bytes = size_t(heads) * tokens * dim * dtype_size(dtype);
+    BufView v{dev.alloc(bytes), 0};
+    dev.fill_zero(v, bytes);
+    return Tensor::contiguous(v, dtype, heads, tokens, dim);
+}
+
+Tensor upload_tensor(Device& dev, const HostTensor& x, DType dtype) {
+    Tensor t = alloc_tensor(dev, x.heads, x.tokens, x.dim, dtype);
+    if (dtype == DType::f32) {
+        dev.write(t.data, x.data.data(), x.data.size() * 4);
+    } else {
+        std::vector<uint16_t> h(x.data.size());
+        for (size_t i = 0; i < h.size(); ++i) h[i] = float_to_half(x.data[i]);
+        dev.write(t.data, h.data(), h.size() * 2);
+    }
+    return t;
+}
+
+HostTensor download_tensor(Device& dev, const Tensor& t) {
+    require(t.dtype == DType::f32 && t.token_stride == t.dim && t.head_stride == int64_t(t.tokens) * t.dim,
+            TCA_ERROR_INTERNAL, "download_tensor: needs a contiguous f32 tensor");
+    HostTensor x(t.heads, t.tokens, t.dim);
+    dev.read(t.data, x.data.data(), x.data.size() * 4);
+    return x;
+}
+
+void write_row(Device& dev, const Tensor& t, int head, int token, const float* values) {
+    const size_t off = t.data.offset + (size_t(head) * t.head_stride + size_t(token) * t.token_stride) * dtype_size(t.dtype);
+    BufView dst{t.data.buf, off};
+    if (t.dtype == DType::f32) {
+        dev.write(dst, values, size_t(t.dim) * 4);
+    } else {
+        std::vector<uint16_t> h(t.dim);
+        for (int i = 0; i < t.dim; ++i) h[i] = float_to_half(values[i]);
+        dev.write(dst, h.data(), h.size() * 2);
+    }
+}
+
+}  // namespace tca::method

@@ -1,0 +1,28 @@
+// Small helpers for driving a Device from the method: typed uploads and read-backs of int32 /
+// float32 arrays and of host tensors. Only Device's public interface is used, so they work on
+// every backend.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "device/device.h"
+#include "method/host_tensor.h"
+
+namespace tca::method {
+
+// A device buffer of `n` 4-byte elements, optionally filled.
+BufView alloc_ints(Device& dev, const std::vector<int32_t>& values);
+BufView alloc_zeros(Device& dev, size_t n_elements);  // 4-byte elements, zero-filled
+std::vector<int32_t> read_ints(Device& dev, const BufView& v, size_t n);
+std::vector<float> read_floats(Device& dev, const BufView& v, size_t n);
+void write_ints(Device& dev, const BufView& v, const std::vector<int32_t>& values);
+
+// A contiguous device tensor [heads, tokens, dim] of dtype (f32 data converted to f16 if asked).
+Tensor upload_tensor(Device& dev, const HostTensor& x, DType dtype = DType::f32);
+Tensor alloc_tensor(Device& dev, int heads, int tokens, int dim, DType dtype = DType::f32);
+HostTensor download_tensor(Device& dev, const Tensor& t);  // f32 tensors only
+// Writes one row (dim values) at (head, token); converts to f16 for f16 tensors.
+void write_row(Device& dev, const Tensor& t, int head, int token, const float* values);
+
+}  // namespace tca::method

@@ -1,0 +1,53 @@
+// A calibration profile: the chosen sparsity configuration p* per (layer, KV head), with the
+// parameters and model shape it was made for. Stored as versioned JSON (docs/profile.md).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "method/candidates.h"
+#include "method/params.h"
+
+namespace tca::method {
+
+constexpr const char* kProfileFormat = "tca-profile";
+constexpr int kProfileVersion = 1;
+
+struct ModelShape {
+    int layers = 1, q_heads = 0, kv_heads = 0, head_dim = 0;
+};
+
+struct HeadProfile {
+    int layer = 0, kv_head = 0;
+    int candidate = 0;           // index into Profile::candidates
+    std::vector<double> p;       // p* (a copy of the candidate's distribution)
+    double covered_mass = 0;     // a_i of the chosen candidate on the calibration sequence
+    int kept_tokens = 0;         // global tokens it kept there
+    int global_tokens = 0;       // tokens outside the final window there (L - w)
+    double keep_ratio = 0;       // kept_tokens / global_tokens
+};
+
+struct Profile {
+    ModelShape shape;
+    TcaParams params;
+    int calibration_tokens = 0;  // L of the calibration sequence
+    std::vector<int> keep_counts;
+    std::vector<Candidate> candidates;
+    std::vector<HeadProfile> heads;  // index layer * kv_heads + kv_head
+
+    const HeadProfile& head(int layer, int kv_head) const { return heads[size_t(layer) * shape.kv_heads + kv_head]; }
+    // p* of every KV head of a layer, as a session takes it.
+    std::vector<std::vector<double>> layer_p(int layer) const;
+};
+
+std::string profile_to_json(const Profile& p);
+// Parses and validates (format, version, shape, parameters, candidates, one entry per head);
+// `what` names the source in messages. Throws Error(TCA_ERROR_IO).
+Profile profile_from_json(const std::string& text, const std::string& what);
+
+Profile load_profile(const std::string& path);
+
+// Throws TCA_ERROR_SHAPE_MISMATCH unless the profile was made for this attention shape.
+void check_profile_shape(const Profile& p, int q_heads, int kv_heads, int head_dim);
+
+}  // namespace tca::method

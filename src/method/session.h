@@ -1,0 +1,59 @@
+// One layer's attention over a growing sequence on a Device: a prefill of the prompt, then
+// decode steps of one token each. Two implementations share the interface:
+//   * dense: every token stays in the cache (the baseline);
+//   * TCA: spec Phase 2 prefill selection, then the spec's decode cache (global store G,
+//     pending block, ring of the last w tokens) with compression of each full pending block.
+// Both drive the device only through device.h ops, so they run on every backend.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "device/device.h"
+#include "method/host_tensor.h"
+#include "method/params.h"
+#include "method/trace.h"
+
+namespace tca::method {
+
+struct AttnShape {
+    int q_heads = 0, kv_heads = 0, dim = 0;
+};
+
+// Logical cache contents and their size. Per KV head the cache is |G| + |pending| + |ring|
+// tokens; pending and ring lengths are the same for every head, |G| is per head.
+struct CacheAccount {
+    int tokens_seen = 0;          // tokens processed (prompt + decoded)
+    int64_t bytes_per_token = 0;  // K + V bytes of one token of one KV head
+    std::vector<int> global;      // |G| per KV head (tokens chosen by selection / eviction)
+    int pending = 0;              // tokens that left the ring, not yet compressed
+    int ring = 0;                 // the most recent tokens, at most w (dense: every token)
+
+    int cached(int h) const { return global[h] + pending + ring; }
+    int64_t tca_bytes(int h) const { return int64_t(cached(h)) * bytes_per_token; }
+    int64_t dense_bytes() const { return int64_t(tokens_seen) * bytes_per_token; }
+};
+
+class AttentionSession {
+public:
+    virtual ~AttentionSession() = default;
+    // q [Hq, P, d], k/v [Hkv, P, d]; returns o [Hq, P, d]. Called once, first.
+    virtual HostTensor prefill(const HostTensor& q, const HostTensor& k, const HostTensor& v) = 0;
+    // One new token: q [Hq * d], k/v [Hkv * d] (head-major); returns o [Hq * d].
+    virtual std::vector<float> decode(const float* q, const float* k, const float* v) = 0;
+    virtual const CacheAccount& account() const = 0;
+    // |G| per KV head as the device holds it (a read-back; tests compare it with account()).
+    virtual std::vector<int> device_global_lengths() = 0;
+    // What every query so far attended to (reads G's positions back from the device).
+    virtual AttentionTrace trace() = 0;
+};
+
+// capacity: the most tokens the session will see (prompt + decode steps).
+std::unique_ptr<AttentionSession> make_dense_session(Device& dev, AttnShape shape, int capacity,
+                                                     DType kv_dtype = DType::f32);
+// p_star: one distribution over keep_counts(params.block) per KV head.
+std::unique_ptr<AttentionSession> make_tca_session(Device& dev, AttnShape shape, const TcaParams& params,
+                                                   std::vector<std::vector<double>> p_star, int capacity,
+                                                   DType kv_dtype = DType::f32);
+
+}  // namespace tca::method

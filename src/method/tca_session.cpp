@@ -1,0 +1,202 @@
+// TCA prefill + decode (spec Phase 2, Sparse attention, KV cache).
+//
+// Device state per KV head:
+//   G (g_k_, g_v_): the global store, capacity = every token the session may see, with its length
+//     in n2_ (int32 [Hkv], grown on the device by gather's dst_len) and each row's position in
+//     g_pos_ (int32 [Hkv, capacity]) for reporting;
+//   the window buffer (win_[cur_]): rows [0, n1_) hold the uncompressed tail, oldest first —
+//     the pending block (rows [0, n1_ - w) once the ring is full) followed by the ring. It has
+//     w + b rows: when it fills, this step's attention also returns the eviction scores of the
+//     first b rows, the best t_dec of them are appended to G, and the last w rows move down into
+//     the other window buffer (ping-pong: gather's source and destination must not overlap).
+#include <algorithm>
+
+#include "method/candidates.h"
+#include "method/device_util.h"
+#include "method/selection.h"
+#include "method/session.h"
+
+namespace tca::method {
+
+namespace {
+
+class TcaSession final : public AttentionSession {
+public:
+    TcaSession(Device& dev, AttnShape s, const TcaParams& p, std::vector<std::vector<double>> p_star, int capacity,
+               DType dt)
+        : dev_(dev), s_(s), params_(p), p_star_(std::move(p_star)), K_(keep_counts(p.block)) {
+        validate_params(p);
+        require(int(p_star_.size()) == s.kv_heads, TCA_ERROR_SHAPE_MISMATCH,
+                "profile has " + std::to_string(p_star_.size()) + " KV heads, the tensors " + std::to_string(s.kv_heads));
+        require(capacity >= 1, TCA_ERROR_INVALID_ARGUMENT, "session capacity must be >= 1");
+        for (size_t h = 0; h < p_star_.size(); ++h) {
+            validate_distribution(K_, p_star_[h], "p* of a KV head");
+            t_dec_.push_back(decode_keep(K_, p_star_[h]));
+        }
+        const int wb = p.window + p.block;
+        g_k_ = alloc_tensor(dev, s.kv_heads, capacity, s.dim, dt);
+        g_v_ = alloc_tensor(dev, s.kv_heads, capacity, s.dim, dt);
+        g_pos_ = alloc_zeros(dev, size_t(s.kv_heads) * capacity);
+        n2_ = alloc_zeros(dev, s.kv_heads);
+        for (auto& buf : win_)
+            for (auto& kv : buf) kv = alloc_tensor(dev, s.kv_heads, wb, s.dim, dt);
+        q1_ = alloc_tensor(dev, s.q_heads, 1, s.dim);
+        o1_ = alloc_tensor(dev, s.q_heads, 1, s.dim);
+        probs_ = alloc_zeros(dev, size_t(s.kv_heads) * p.block);
+        zero_order_ = alloc_zeros(dev, s.kv_heads);  // one block of rank 0 per head
+        dec_budget_ = alloc_ints(dev, std::vector<int32_t>(t_dec_.begin(), t_dec_.end()));
+        dec_idx_ = alloc_zeros(dev, size_t(s.kv_heads) * p.block);
+        dec_count_ = alloc_zeros(dev, s.kv_heads);
+        acc_.bytes_per_token = 2 * int64_t(s.dim) * dtype_size(dt);
+        acc_.global.assign(s.kv_heads, 0);
+        capacity_ = capacity;
+    }
+
+    HostTensor prefill(const HostTensor& q, const HostTensor& k, const HostTensor& v) override {
+        const int P = q.tokens, w = params_.window;
+        require(P <= capacity_, TCA_ERROR_INVALID_ARGUMENT, "prompt longer than the session's capacity");
+        const DType dt = g_k_.dtype;
+        Tensor qd = upload_tensor(dev_, q), kd = upload_tensor(dev_, k, dt), vd = upload_tensor(dev_, v, dt);
+        Tensor o = alloc_tensor(dev_, s_.q_heads, P, s_.dim);
+        PrefillArgs a;
+        a.q = qd, a.k = kd, a.v = vd, a.o = o;
+        if (P > w) {
+            // Spec Phase 2 over the global region [0, P - w).
+            const int n_global = P - w;
+            const BlockRanking r = rank_blocks(dev_, qd, kd, n_global, params_.block, float(params_.alpha));
+            Selection sel;
+            select_tokens(dev_, r, head_budgets(K_, p_star_, r.n_blocks), sel);
+            a.window = w, a.kept_idx = sel.idx, a.kept_count = sel.count, a.kept_stride = sel.idx_stride;
+            dev_.prefill(a);
+            // The compact cache: kept tokens into G (positions recorded), the last w into the window.
+            GatherArgs g;
+            g.src_k = kd, g.src_v = vd, g.dst_k = g_k_, g.dst_v = g_v_;
+            g.idx = sel.idx, g.idx_stride = sel.idx_stride, g.count = sel.count;
+            g.dst_len = n2_, g.pos_out = g_pos_, g.pos_stride = capacity_;
+            dev_.gather(g);
+            const auto counts = read_ints(dev_, sel.count, s_.kv_heads);
+            const auto idx = read_ints(dev_, sel.idx, size_t(s_.kv_heads) * sel.idx_stride);
+            prefill_kept_.assign(s_.kv_heads, {});
+            for (int h = 0; h < s_.kv_heads; ++h) {
+                acc_.global[h] = counts[h];
+                prefill_kept_[h].assign(idx.begin() + size_t(h) * sel.idx_stride,
+                                        idx.begin() + size_t(h) * sel.idx_stride + counts[h]);
+            }
+        } else {
+            dev_.prefill(a);  // nothing outside the window: dense, nothing dropped
+        }
+        n1_ = std::min(P, w);
+        GatherArgs g;
+        g.src_k = kd, g.src_v = vd, g.dst_k = win_[cur_][0], g.dst_v = win_[cur_][1];
+        g.src_row0 = P - n1_, g.uniform_count = n1_;
+        dev_.gather(g);
+        acc_.tokens_seen = P;
+        acc_.ring = n1_;
+        acc_.pending = 0;
+        prompt_ = P;
+        sparse_prefill_ = P > w;
+        return download_tensor(dev_, o);
+    }
+
+    std::vector<float> decode(const float* q, const float* k, const float* v) override {
+        const int t = acc_.tokens_seen, w = params_.window, b = params_.block;
+        require(t < capacity_, TCA_ERROR_INVALID_ARGUMENT, "decode past the session's capacity");
+        const Tensor& wk = win_[cur_][0];
+        const Tensor& wv = win_[cur_][1];
+        // Token t joins the ring; if the ring held w tokens its oldest is now pending (same rows).
+        for (int h = 0; h < s_.kv_heads; ++h) {
+            write_row(dev_, wk, h, n1_, k + size_t(h) * s_.dim);
+            write_row(dev_, wv, h, n1_, v + size_t(h) * s_.dim);
+        }
+        ++n1_;
+        dev_.write(q1_.data, q, size_t(s_.q_heads) * s_.dim * 4);
+        const bool compress = n1_ == w + b;  // pending holds b tokens after this step's attention
+        DecodeArgs a;
+        a.q = q1_, a.o = o1_, a.k1 = wk, a.v1 = wv, a.n1 = n1_;
+        a.k2 = g_k_, a.v2 = g_v_, a.n2 = n2_;
+        if (compress) a.probs = probs_, a.probs_n = b;
+        dev_.decode(a);
+        // What this query saw (the G prefix and the tail), for the trace.
+        step_n2_.push_back(acc_.global);
+        step_n1_.push_back(n1_);
+        acc_.tokens_seen = t + 1;
+        acc_.ring = std::min(n1_, w);
+        acc_.pending = n1_ - acc_.ring;
+        if (compress) evict_pending(t);
+        return read_floats(dev_, o1_.data, size_t(s_.q_heads) * s_.dim);
+    }
+
+    const CacheAccount& account() const override { return acc_; }
+
+    std::vector<int> device_global_lengths() override {
+        const auto n = read_ints(dev_, n2_, s_.kv_heads);
+        return std::vector<int>(n.begin(), n.end());
+    }
+
+    AttentionTrace trace() override {
+        AttentionTrace tr;
+        tr.dense = false;  // decode rows follow G + tail; prefill rows are dense when nothing was kept
+        tr.prompt = prompt_;
+        tr.window = sparse_prefill_ ? params_.window : 0;
+        tr.prefill_kept = prefill_kept_;
+        if (!sparse_prefill_) tr.prefill_kept.clear();  // a dense prefill: mask() treats rows as dense
+        const auto pos = read_ints(dev_, g_pos_, size_t(s_.kv_heads) * capacity_);
+        tr.g_positions.assign(s_.kv_heads, {});
+        for (int h = 0; h < s_.kv_heads; ++h)
+            tr.g_positions[h].assign(pos.begin() + size_t(h) * capacity_, pos.begin() + size_t(h) * capacity_ + acc_.global[h]);
+        tr.step_n2 = step_n2_;
+        tr.step_n1 = step_n1_;
+        return tr;
+    }
+
+private:
+    // Compression of the pending block (rows [0, b) of the window buffer) after step t's attention:
+    // keep the top t_dec per head by this step's probabilities (select's tie rule: lower row
+    // first), append them to G in position order, and shift the ring's w rows down.
+    void evict_pending(int t) {
+        const int w = params_.window, b = params_.block;
+        SelectArgs sa;
+        sa.s = probs_, sa.heads = s_.kv_heads, sa.s_stride = b, sa.n_global = b, sa.block = b;
+        sa.order = zero_order_, sa.budget = dec_budget_, sa.idx = dec_idx_, sa.idx_stride = b, sa.count = dec_count_;
+        dev_.select(sa);
+        const int row0_pos = t - n1_ + 1;  // position of window row 0
+        GatherArgs g;
+        g.src_k = win_[cur_][0], g.src_v = win_[cur_][1], g.dst_k = g_k_, g.dst_v = g_v_;
+        g.idx = dec_idx_, g.idx_stride = b, g.count = dec_count_;
+        g.dst_off = n2_, g.dst_len = n2_;  // append: offsets are read before lengths are written
+        g.pos_out = g_pos_, g.pos_stride = capacity_, g.pos_base = row0_pos;
+        dev_.gather(g);
+        GatherArgs m;
+        m.src_k = win_[cur_][0], m.src_v = win_[cur_][1], m.dst_k = win_[1 - cur_][0], m.dst_v = win_[1 - cur_][1];
+        m.src_row0 = b, m.uniform_count = w;
+        dev_.gather(m);
+        cur_ = 1 - cur_;
+        n1_ = w;
+        for (int h = 0; h < s_.kv_heads; ++h) acc_.global[h] += std::min(t_dec_[h], b);
+        acc_.ring = w;
+        acc_.pending = 0;
+    }
+
+    Device& dev_;
+    AttnShape s_;
+    TcaParams params_;
+    std::vector<std::vector<double>> p_star_;
+    std::vector<int> K_, t_dec_;
+    int capacity_ = 0, prompt_ = 0, n1_ = 0, cur_ = 0;
+    bool sparse_prefill_ = false;
+    Tensor g_k_, g_v_, q1_, o1_;
+    Tensor win_[2][2];  // [buffer][k, v]
+    BufView g_pos_, n2_, probs_, zero_order_, dec_budget_, dec_idx_, dec_count_;
+    CacheAccount acc_;
+    std::vector<std::vector<int>> prefill_kept_, step_n2_;
+    std::vector<int> step_n1_;
+};
+
+}  // namespace
+
+std::unique_ptr<AttentionSession> make_tca_session(Device& dev, AttnShape shape, const TcaParams& params,
+                                                   std::vector<std::vector<double>> p_star, int capacity, DType kv_dtype) {
+    return std::make_unique<TcaSession>(dev, shape, params, std::move(p_star), capacity, kv_dtype);
+}
+
+}  // namespace tca::method

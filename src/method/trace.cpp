@@ -1,0 +1,34 @@
+#include "method/trace.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace tca::method {
+
+void AttentionTrace::mask(int h, int pos, std::vector<uint8_t>& m) const {
+    require(pos >= 0 && pos < total_tokens(), TCA_ERROR_INTERNAL, "trace: position outside the run");
+    m.assign(size_t(pos) + 1, 0);
+    if (pos < prompt) {
+        if (dense || prefill_kept.empty()) {
+            std::fill(m.begin(), m.end(), 1);
+            return;
+        }
+        for (int j : prefill_kept[h]) {
+            if (j > pos - window) break;  // sorted: the rest are inside or after the window
+            m[j] = 1;
+        }
+        for (int j = std::max(0, pos - window + 1); j <= pos; ++j) m[j] = 1;
+        return;
+    }
+    const int s = pos - prompt;
+    if (dense) {
+        std::fill(m.begin(), m.end(), 1);
+        return;
+    }
+    const int n2 = step_n2[s][h];
+    for (int r = 0; r < n2; ++r) m[g_positions[h][r]] = 1;
+    for (int j = pos - step_n1[s] + 1; j <= pos; ++j) m[j] = 1;
+}
+
+}  // namespace tca::method
