@@ -29,17 +29,24 @@ double covered_mass(const std::vector<float>& c, int n_global, const std::vector
     return total > 0 ? cov / total : 1.0;
 }
 
-std::vector<std::vector<float>> received_attention(Device& dev, const HostTensor& q, const HostTensor& k) {
+namespace {
+
+std::vector<std::vector<float>> colsum_on_device(Device& dev, const Tensor& q, const Tensor& k) {
     const int L = k.tokens;
-    Tensor qd = upload_tensor(dev, q), kd = upload_tensor(dev, k);
     BufView c = alloc_zeros(dev, size_t(k.heads) * L);
     ColsumArgs ca;
-    ca.q = qd, ca.k = kd, ca.c = c, ca.c_stride = L;
+    ca.q = q, ca.k = k, ca.c = c, ca.c_stride = L;
     dev.colsum(ca);
     const auto flat = read_floats(dev, c, size_t(k.heads) * L);
     std::vector<std::vector<float>> out;
     for (int h = 0; h < k.heads; ++h) out.emplace_back(flat.begin() + size_t(h) * L, flat.begin() + size_t(h + 1) * L);
     return out;
+}
+
+}  // namespace
+
+std::vector<std::vector<float>> received_attention(Device& dev, const HostTensor& q, const HostTensor& k) {
+    return colsum_on_device(dev, upload_tensor(dev, q), upload_tensor(dev, k));
 }
 
 std::vector<HeadCalibration> calibrate_layer(Device& dev, const TcaParams& params, const std::vector<Candidate>& grid,
@@ -52,9 +59,8 @@ std::vector<HeadCalibration> calibrate_layer(Device& dev, const TcaParams& param
             "window " + std::to_string(params.window) + " covers the whole calibration sequence of " + std::to_string(L) +
                 " tokens: nothing to select; use a longer sequence or a smaller --window");
     const int n_global = L - params.window;
-    const auto c = received_attention(dev, q, k);
-
-    Tensor qd = upload_tensor(dev, q), kd = upload_tensor(dev, k);
+    const Tensor qd = upload_tensor(dev, q), kd = upload_tensor(dev, k);
+    const auto c = colsum_on_device(dev, qd, kd);
     const BlockRanking r = rank_blocks(dev, qd, kd, n_global, params.block, float(params.alpha));
     const std::vector<int> K = keep_counts(params.block);
     std::vector<HeadCalibration> out(H);

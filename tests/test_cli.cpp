@@ -1,0 +1,158 @@
+// The CLI contract, end to end through the built binary: synth -> calibrate -> attend on the
+// reference device, and bad input failing with a message, a non-zero exit and no output file.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <unistd.h>
+
+#include "io/npy.h"
+
+namespace tca {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+    int code;
+    std::string output;  // stdout + stderr
+};
+
+Result tca(const std::string& args) {
+    const std::string cmd = std::string(TCA_CLI_PATH) + " " + args + " 2>&1";
+    Result r{0, ""};
+    FILE* p = popen(cmd.c_str(), "r");
+    char buf[4096];
+    while (size_t n = fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
+    const int status = pclose(p);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+}
+
+class Cli : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        dir_ = fs::temp_directory_path() / ("tca_test_cli_" + std::to_string(::getpid()));
+        fs::create_directories(dir_);
+        const auto r = tca("synth --kind mix --heads 4 --kv-heads 2 --len 600 --dim 32 --seed 3 --out-dir " + d("w") +
+                           " --device cpu");
+        ASSERT_NE(r.code, 0) << "synth takes no --device";  // CLI11 rejects unknown flags
+        const auto s = tca("synth --kind mix --heads 4 --kv-heads 2 --len 600 --dim 32 --seed 3 --out-dir " + d("w"));
+        ASSERT_EQ(s.code, 0) << s.output;
+        const auto c = tca("calibrate --q " + d("w/q.npy") + " --k " + d("w/k.npy") +
+                           " --block 16 --window 64 --device cpu --out " + d("p.json"));
+        ASSERT_EQ(c.code, 0) << c.output;
+    }
+    static std::string d(const std::string& name) { return (dir_ / name).string(); }
+    static fs::path dir_;
+};
+fs::path Cli::dir_;
+
+TEST_F(Cli, AttendWritesOutputSelectionAndStats) {
+    const auto r = tca("attend --q " + d("w/q.npy") + " --k " + d("w/k.npy") + " --v " + d("w/v.npy") + " --profile " +
+                       d("p.json") + " --device cpu --out " + d("o.npy") + " --selection " + d("s.npy") + " --stats " +
+                       d("st.json"));
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("device cpu"), std::string::npos) << "the chosen device is reported";
+    const auto o = io::read_npy(d("o.npy"));
+    EXPECT_EQ(o.shape, (std::vector<int64_t>{4, 600, 32}));
+    const auto s = io::read_npy(d("s.npy"));
+    EXPECT_EQ(s.type, io::NpyType::u8);
+    EXPECT_EQ(s.shape, (std::vector<int64_t>{2, 600}));
+    // The last w = 64 tokens are the window (2), the rest kept (1) or dropped (0).
+    for (int h = 0; h < 2; ++h)
+        for (int j = 0; j < 600; ++j) EXPECT_EQ(s.data[h * 600 + j] == 2, j >= 536) << h << " " << j;
+    std::ifstream f(d("st.json"));
+    const auto st = nlohmann::json::parse(f);
+    ASSERT_EQ(st["kv_heads"].size(), 2u);
+    ASSERT_EQ(st["q_heads"].size(), 4u);
+    for (int h = 0; h < 2; ++h) {
+        int kept = 0;
+        for (int j = 0; j < 600; ++j) kept += s.data[h * 600 + j] != 0;
+        EXPECT_EQ(st["kv_heads"][h]["kept_tokens"].get<int>(), kept);
+        EXPECT_EQ(st["kv_heads"][h]["kv_bytes_tca"].get<int64_t>(), int64_t(kept) * 2 * 32 * 4);
+        EXPECT_EQ(st["kv_heads"][h]["kv_bytes_dense"].get<int64_t>(), 600 * 2 * 32 * 4);
+    }
+    EXPECT_EQ(st["totals"]["bound_violations"].get<int>(), 0);
+}
+
+TEST_F(Cli, DecodeStepsAndDense) {
+    auto r = tca("attend --q " + d("w/q.npy") + " --k " + d("w/k.npy") + " --v " + d("w/v.npy") + " --profile " +
+                 d("p.json") + " --device cpu --decode-steps 100 --out " + d("od.npy") + " --selection " + d("sd.npy") +
+                 " --stats " + d("sd.json"));
+    ASSERT_EQ(r.code, 0) << r.output;
+    std::ifstream f(d("sd.json"));
+    const auto st = nlohmann::json::parse(f);
+    EXPECT_EQ(st["decode_steps"].get<int>(), 100);
+    EXPECT_EQ(st["totals"]["bound_violations"].get<int>(), 0);
+    // 100 steps from a window of 64 with b = 16: 6 compressions, 4 tokens pending.
+    EXPECT_EQ(st["kv_heads"][0]["pending_tokens"].get<int>(), 4);
+    EXPECT_EQ(st["kv_heads"][0]["ring_tokens"].get<int>(), 64);
+    r = tca("attend --q " + d("w/q.npy") + " --k " + d("w/k.npy") + " --v " + d("w/v.npy") +
+            " --dense --device cpu --decode-steps 10 --out " + d("odense.npy") + " --selection " + d("sdense.npy"));
+    ASSERT_EQ(r.code, 0) << r.output;
+    const auto s = io::read_npy(d("sdense.npy"));
+    for (auto x : s.data) EXPECT_EQ(x, 2) << "dense keeps every token uncompressed";
+}
+
+TEST_F(Cli, BadInputFailsCleanly) {
+    // A truncated .npy, a rank-2 .npy, a float64 .npy.
+    {
+        auto bytes = io::encode_npy(io::make_f32({4, 600, 32}, std::vector<float>(4 * 600 * 32, 0.f)));
+        bytes.resize(bytes.size() - 100);
+        std::ofstream(d("trunc.npy"), std::ios::binary).write(reinterpret_cast<char*>(bytes.data()), bytes.size());
+        io::write_npy(d("rank2.npy"), io::make_f32({600, 32}, std::vector<float>(600 * 32, 0.f)));
+    }
+    const std::string kv = " --k " + d("w/k.npy") + " --v " + d("w/v.npy");
+    struct Case {
+        std::string args, message;
+    };
+    const std::vector<Case> cases = {
+        {"attend --q " + d("trunc.npy") + kv + " --dense --device cpu --out " + d("x.npy"), "truncated"},
+        {"attend --q " + d("rank2.npy") + kv + " --dense --device cpu --out " + d("x.npy"), "rank"},
+        {"attend --q " + d("missing.npy") + kv + " --dense --device cpu --out " + d("x.npy"), "cannot open"},
+        {"attend --q " + d("w/q.npy") + kv + " --device cpu --out " + d("x.npy"), "--profile or --dense"},
+        {"attend --q " + d("w/k.npy") + " --k " + d("w/k.npy") + " --v " + d("w/v.npy") + " --profile " + d("p.json") +
+             " --device cpu --out " + d("x.npy"),
+         "profile is for"},
+        {"calibrate --q " + d("w/q.npy") + " --k " + d("w/k.npy") + " --block 100 --window 64 --out " + d("x.json"),
+         "power of two"},
+        {"calibrate --q " + d("w/q.npy") + " --k " + d("w/k.npy") + " --window 600 --out " + d("x.json"), "window 600"},
+        {"calibrate --q " + d("w/q.npy") + " --k " + d("w/k.npy") + " --window 64 --tau 0 --out " + d("x.json"), "tau"},
+        {"calibrate --q " + d("w/q.npy") + " --k " + d("w/k.npy") + " --window 64 --tau 1.5 --out " + d("x.json"), "tau"},
+        {"attend --q " + d("w/q.npy") + kv + " --dense --device nosuch --out " + d("x.npy"), "nosuch"},
+        {"synth --kind spiky --out-dir " + d("x"), "unknown synthetic kind"},
+    };
+    for (const auto& c : cases) {
+        const auto r = tca(c.args);
+        EXPECT_NE(r.code, 0) << c.args;
+        EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << "\n" << r.output;
+        EXPECT_FALSE(fs::exists(d("x.npy")) || fs::exists(d("x.json")) || fs::exists(d("x"))) << c.args;
+    }
+    // No temporary files left behind either.
+    for (const auto& e : fs::directory_iterator(dir_))
+        EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+}
+
+TEST_F(Cli, WindowLongerThanSequenceMeansDenseForAttend) {
+    // A profile with w = 1024 on a 600-token input: nothing outside the window, dense attention.
+    std::ifstream f(d("p.json"));
+    auto p = nlohmann::json::parse(f);
+    p["params"]["window"] = 1024;
+    std::ofstream(d("pw.json")) << p.dump();
+    const auto r = tca("attend --q " + d("w/q.npy") + " --k " + d("w/k.npy") + " --v " + d("w/v.npy") + " --profile " +
+                       d("pw.json") + " --device cpu --out " + d("ow.npy") + " --selection " + d("sw.npy") + " --stats " +
+                       d("sw.json"));
+    ASSERT_EQ(r.code, 0) << r.output;
+    const auto s = io::read_npy(d("sw.npy"));
+    for (auto x : s.data) EXPECT_EQ(x, 2);
+    std::ifstream g(d("sw.json"));
+    const auto st = nlohmann::json::parse(g);
+    EXPECT_EQ(st["totals"]["kv_reduction"].get<double>(), 0.0);
+    EXPECT_LT(st["totals"]["max_rel_error"].get<double>(), 1e-5);
+}
+
+}  // namespace
+}  // namespace tca
