@@ -74,4 +74,11 @@ void write_row(Device& dev, const Tensor& t, int head, int token, const float* v
     }
 }
 
+Tensor row_view(const Tensor& t, int token) {
+    Tensor r = t;
+    r.data.offset += size_t(token) * t.token_stride * dtype_size(t.dtype);
+    r.tokens = 1;
+    return r;
+}
+
 }  // namespace tca::method

@@ -22,6 +22,8 @@ void write_ints(Device& dev, const BufView& v, const std::vector<int32_t>& value
 Tensor upload_tensor(Device& dev, const HostTensor& x, DType dtype = DType::f32);
 Tensor alloc_tensor(Device& dev, int heads, int tokens, int dim, DType dtype = DType::f32);
 HostTensor download_tensor(Device& dev, const Tensor& t);  // f32 tensors only
+// The view of one token row (all heads) of t: a [heads, 1, dim] tensor sharing t's buffer.
+Tensor row_view(const Tensor& t, int token);
 // Writes one row (dim values) at (head, token); converts to f16 for f16 tensors.
 void write_row(Device& dev, const Tensor& t, int head, int token, const float* values);
 

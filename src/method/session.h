@@ -36,16 +36,39 @@ struct CacheAccount {
 
 class AttentionSession {
 public:
+    AttentionSession(Device& dev, AttnShape shape, DType kv_dtype) : dev_(dev), s_(shape), kv_dtype_(kv_dtype) {}
     virtual ~AttentionSession() = default;
-    // q [Hq, P, d], k/v [Hkv, P, d]; returns o [Hq, P, d]. Called once, first.
-    virtual HostTensor prefill(const HostTensor& q, const HostTensor& k, const HostTensor& v) = 0;
+
+    // Device-resident calls (what the C API uses; no host round trip of the data).
+    // Prompt: q/o f32 [Hq, P, d], k/v [Hkv, P, d] of the session's K/V dtype. Called once, first.
+    virtual void prefill_on_device(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o) = 0;
+    // One new token: q/o f32 [Hq, 1, d], k/v [Hkv, 1, d] of the session's K/V dtype.
+    virtual void decode_on_device(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o) = 0;
+
+    // Host conveniences over the calls above (tests, CLI): upload, run, download.
+    // q [Hq, P, d], k/v [Hkv, P, d]; returns o [Hq, P, d].
+    HostTensor prefill(const HostTensor& q, const HostTensor& k, const HostTensor& v);
     // One new token: q [Hq * d], k/v [Hkv * d] (head-major); returns o [Hq * d].
-    virtual std::vector<float> decode(const float* q, const float* k, const float* v) = 0;
+    std::vector<float> decode(const float* q, const float* k, const float* v);
+
+    AttnShape shape() const { return s_; }
+    DType kv_dtype() const { return kv_dtype_; }
     virtual const CacheAccount& account() const = 0;
     // |G| per KV head as the device holds it (a read-back; tests compare it with account()).
     virtual std::vector<int> device_global_lengths() = 0;
     // What every query so far attended to (reads G's positions back from the device).
     virtual AttentionTrace trace() = 0;
+
+protected:
+    // Checks the shapes of a prefill (tokens = P) or decode (tokens = 1) call.
+    void check_call(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, const char* what) const;
+
+    Device& dev_;
+    AttnShape s_;
+    DType kv_dtype_;
+
+private:
+    Tensor step_[4];  // host decode staging: q, k, v, o of one token
 };
 
 // capacity: the most tokens the session will see (prompt + decode steps).

@@ -24,7 +24,7 @@ class TcaSession final : public AttentionSession {
 public:
     TcaSession(Device& dev, AttnShape s, const TcaParams& p, std::vector<std::vector<double>> p_star, int capacity,
                DType dt)
-        : dev_(dev), s_(s), params_(p), p_star_(std::move(p_star)), K_(keep_counts(p.block)) {
+        : AttentionSession(dev, s, dt), params_(p), p_star_(std::move(p_star)), K_(keep_counts(p.block)) {
         validate_params(p);
         require(int(p_star_.size()) == s.kv_heads, TCA_ERROR_SHAPE_MISMATCH,
                 "profile has " + std::to_string(p_star_.size()) + " KV heads, the tensors " + std::to_string(s.kv_heads));
@@ -40,8 +40,6 @@ public:
         n2_ = alloc_zeros(dev, s.kv_heads);
         for (auto& buf : win_)
             for (auto& kv : buf) kv = alloc_tensor(dev, s.kv_heads, wb, s.dim, dt);
-        q1_ = alloc_tensor(dev, s.q_heads, 1, s.dim);
-        o1_ = alloc_tensor(dev, s.q_heads, 1, s.dim);
         probs_ = alloc_zeros(dev, size_t(s.kv_heads) * p.block);
         zero_order_ = alloc_zeros(dev, s.kv_heads);  // one block of rank 0 per head
         dec_budget_ = alloc_ints(dev, std::vector<int32_t>(t_dec_.begin(), t_dec_.end()));
@@ -52,12 +50,11 @@ public:
         capacity_ = capacity;
     }
 
-    HostTensor prefill(const HostTensor& q, const HostTensor& k, const HostTensor& v) override {
-        const int P = q.tokens, w = params_.window;
+    void prefill_on_device(const Tensor& qd, const Tensor& kd, const Tensor& vd, const Tensor& o) override {
+        check_call(qd, kd, vd, o, "prefill");
+        const int P = qd.tokens, w = params_.window;
+        require(acc_.tokens_seen == 0, TCA_ERROR_INVALID_ARGUMENT, "prefill: the session already holds a prompt (reset it first)");
         require(P <= capacity_, TCA_ERROR_INVALID_ARGUMENT, "prompt longer than the session's capacity");
-        const DType dt = g_k_.dtype;
-        Tensor qd = upload_tensor(dev_, q), kd = upload_tensor(dev_, k, dt), vd = upload_tensor(dev_, v, dt);
-        Tensor o = alloc_tensor(dev_, s_.q_heads, P, s_.dim);
         PrefillArgs a;
         a.q = qd, a.k = kd, a.v = vd, a.o = o;
         if (P > w) {
@@ -95,24 +92,22 @@ public:
         acc_.pending = 0;
         prompt_ = P;
         sparse_prefill_ = P > w;
-        return download_tensor(dev_, o);
     }
 
-    std::vector<float> decode(const float* q, const float* k, const float* v) override {
+    void decode_on_device(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o) override {
+        check_call(q, k, v, o, "decode");
         const int t = acc_.tokens_seen, w = params_.window, b = params_.block;
         require(t < capacity_, TCA_ERROR_INVALID_ARGUMENT, "decode past the session's capacity");
         const Tensor& wk = win_[cur_][0];
         const Tensor& wv = win_[cur_][1];
         // Token t joins the ring; if the ring held w tokens its oldest is now pending (same rows).
-        for (int h = 0; h < s_.kv_heads; ++h) {
-            write_row(dev_, wk, h, n1_, k + size_t(h) * s_.dim);
-            write_row(dev_, wv, h, n1_, v + size_t(h) * s_.dim);
-        }
+        GatherArgs g;
+        g.src_k = k, g.src_v = v, g.dst_k = row_view(wk, n1_), g.dst_v = row_view(wv, n1_), g.uniform_count = 1;
+        dev_.gather(g);
         ++n1_;
-        dev_.write(q1_.data, q, size_t(s_.q_heads) * s_.dim * 4);
         const bool compress = n1_ == w + b;  // pending holds b tokens after this step's attention
         DecodeArgs a;
-        a.q = q1_, a.o = o1_, a.k1 = wk, a.v1 = wv, a.n1 = n1_;
+        a.q = q, a.o = o, a.k1 = wk, a.v1 = wv, a.n1 = n1_;
         a.k2 = g_k_, a.v2 = g_v_, a.n2 = n2_;
         if (compress) a.probs = probs_, a.probs_n = b;
         dev_.decode(a);
@@ -123,7 +118,6 @@ public:
         acc_.ring = std::min(n1_, w);
         acc_.pending = n1_ - acc_.ring;
         if (compress) evict_pending(t);
-        return read_floats(dev_, o1_.data, size_t(s_.q_heads) * s_.dim);
     }
 
     const CacheAccount& account() const override { return acc_; }
@@ -177,14 +171,12 @@ private:
         acc_.pending = 0;
     }
 
-    Device& dev_;
-    AttnShape s_;
     TcaParams params_;
     std::vector<std::vector<double>> p_star_;
     std::vector<int> K_, t_dec_;
     int capacity_ = 0, prompt_ = 0, n1_ = 0, cur_ = 0;
     bool sparse_prefill_ = false;
-    Tensor g_k_, g_v_, q1_, o1_;
+    Tensor g_k_, g_v_;
     Tensor win_[2][2];  // [buffer][k, v]
     BufView g_pos_, n2_, probs_, zero_order_, dec_budget_, dec_idx_, dec_count_;
     CacheAccount acc_;
