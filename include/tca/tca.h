@@ -138,6 +138,61 @@ TCA_API tca_status tca_dense_prefill_chunk(tca_context* ctx, const tca_tensor* q
 TCA_API tca_status tca_dense_decode(tca_context* ctx, const tca_tensor* q, const tca_tensor* k,
                                     const tca_tensor* v, int n_keys, tca_tensor* o, float scale);
 
+/* ---- TCA: parameters, profiles, calibration ------------------------------------------------- */
+
+/* The method's parameters (spec defaults: block 128, window 4096, tau 0.9, alpha 0.5). */
+typedef struct tca_params {
+    size_t struct_size; /* set to sizeof(tca_params) by the caller */
+    int block;          /* b: tokens per block, a power of two */
+    int window;         /* w: local window, always attended, never compressed */
+    double tau;         /* retained-mass target of calibration, in (0, 1] */
+    double alpha;       /* redundancy weight of the block metric, in [0, 1] */
+} tca_params;
+
+/* Fills `params` with the defaults (params->struct_size must be set). */
+TCA_API tca_status tca_params_init(tca_params* params);
+
+/* A calibration profile: the keep-budget distribution p* per (layer, KV head), with the
+ * parameters and model shape it was made for (versioned JSON on disk; schema in README). */
+typedef struct tca_profile tca_profile;
+
+TCA_API tca_status tca_profile_load(const char* path, tca_profile** out);
+/* Written atomically: a failure leaves no partial file. */
+TCA_API tca_status tca_profile_save(const tca_profile* profile, const char* path);
+TCA_API tca_status tca_profile_destroy(tca_profile* profile);
+TCA_API tca_status tca_profile_shape(const tca_profile* profile, int* layers, int* q_heads, int* kv_heads,
+                                     int* head_dim);
+/* Fraction of the global (outside-window) tokens this head kept on the calibration sequence. */
+TCA_API tca_status tca_profile_keep_ratio(const tca_profile* profile, int layer, int kv_head, double* ratio);
+
+/* Offline calibration (one forward pass per layer): q[l] [Hq, L, d] and k[l] [Hkv, L, d] are layer
+ * l's calibration tensors on ctx's device; L must exceed params->window.  NULL params: defaults. */
+TCA_API tca_status tca_calibrate(tca_context* ctx, const tca_params* params, int layers,
+                                 const tca_tensor* const* q, const tca_tensor* const* k, tca_profile** out);
+
+/* ---- TCA: a per-sequence KV cache of one layer -------------------------------------------- */
+
+/* The cache holds the kept global tokens (G), the pending block and the ring of the last w tokens
+ * (spec "KV cache").  With profile NULL it is a dense cache (nothing dropped) over the same calls,
+ * so a runtime switches methods without changing code.  max_tokens bounds prompt + decode steps. */
+typedef struct tca_cache tca_cache;
+
+TCA_API tca_status tca_cache_create(tca_context* ctx, const tca_profile* profile, int layer, int q_heads,
+                                    int kv_heads, int head_dim, tca_dtype kv_dtype, int max_tokens,
+                                    tca_cache** out);
+TCA_API tca_status tca_cache_destroy(tca_cache* cache);
+/* Forgets every token; the cache can take a new prompt. */
+TCA_API tca_status tca_cache_reset(tca_cache* cache);
+/* The prompt: q [Hq, P, d], k/v [Hkv, P, d] (kv_dtype), o [Hq, P, d]; first call after create/reset.
+ * With a profile and P > window: selection, sparse prefill and compaction on the device. */
+TCA_API tca_status tca_cache_prefill(tca_cache* cache, const tca_tensor* q, const tca_tensor* k,
+                                     const tca_tensor* v, tca_tensor* o);
+/* One new token: q [Hq, 1, d], k/v [Hkv, 1, d], o [Hq, 1, d]. */
+TCA_API tca_status tca_cache_decode(tca_cache* cache, const tca_tensor* q, const tca_tensor* k,
+                                    const tca_tensor* v, tca_tensor* o);
+/* Bytes the cache holds now (summed over KV heads) and what a dense cache would hold. */
+TCA_API tca_status tca_cache_size(const tca_cache* cache, uint64_t* bytes, uint64_t* dense_bytes, int* tokens);
+
 /* ---- per-call statistics ---------------------------------------------------------------- */
 
 /* Device time of the most recent attention call on a context, split the way the TCA paper

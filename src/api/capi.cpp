@@ -4,6 +4,7 @@
 #include <new>
 #include <string>
 
+#include "api/capi_guard.h"
 #include "api/handles.h"
 #include "device/registry.h"
 
@@ -11,30 +12,8 @@ using namespace tca;
 
 namespace {
 
-thread_local std::string g_last_error;
-
-tca_status fail(tca_status s, const std::string& msg) {
-    g_last_error = msg;
-    return s;
-}
-
-// Runs f, mapping exceptions to status codes. Clears the message on success.
-template <class F>
-tca_status guarded(F&& f) {
-    try {
-        f();
-        g_last_error.clear();
-        return TCA_OK;
-    } catch (const Error& e) {
-        return fail(e.code(), e.what());
-    } catch (const std::bad_alloc&) {
-        return fail(TCA_ERROR_OUT_OF_MEMORY, "host out of memory");
-    } catch (const std::exception& e) {
-        return fail(TCA_ERROR_INTERNAL, std::string("internal error: ") + e.what());
-    } catch (...) {
-        return fail(TCA_ERROR_INTERNAL, "internal error: unknown exception");
-    }
-}
+using api::fail;
+using api::guarded;
 
 void copy_str(char* dst, size_t n, const std::string& s) {
     std::strncpy(dst, s.c_str(), n - 1);
@@ -102,7 +81,7 @@ extern "C" {
 
 TCA_API int tca_version(void) { return TCA_VERSION; }
 TCA_API const char* tca_version_string(void) { return TCA_VERSION_STRING; }
-TCA_API const char* tca_last_error(void) { return g_last_error.c_str(); }
+TCA_API const char* tca_last_error(void) { return api::last_error.c_str(); }
 
 TCA_API const char* tca_status_name(tca_status s) {
     switch (s) {

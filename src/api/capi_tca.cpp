@@ -1,0 +1,239 @@
+// The C ABI of the TCA method: parameters, profiles, calibration and the per-sequence cache.
+// Each entry point validates handles, then hands over to src/method (which drives the device).
+#include <memory>
+
+#include "api/capi_guard.h"
+#include "api/handles.h"
+#include "io/atomic_file.h"
+#include "method/calibrate.h"
+#include "method/profile.h"
+#include "method/session.h"
+
+using namespace tca;
+
+struct tca_profile {
+    static constexpr uint32_t kMagic = 0x7ca0970f;
+    uint32_t magic = kMagic;
+    method::Profile p;
+};
+
+struct tca_cache {
+    static constexpr uint32_t kMagic = 0x7ca0cace;
+    uint32_t magic = kMagic;
+    tca_context* ctx = nullptr;
+    // What create() was given, so reset() can start over with a fresh session.
+    std::unique_ptr<method::Profile> profile;  // null: dense
+    int layer = 0, max_tokens = 0;
+    method::AttnShape shape;
+    DType kv_dtype = DType::f32;
+    std::unique_ptr<method::AttentionSession> session;
+
+    void start() {
+        session = profile ? method::make_tca_session(*ctx->device, shape, profile->params, profile->layer_p(layer),
+                                                     max_tokens, kv_dtype)
+                          : method::make_dense_session(*ctx->device, shape, max_tokens, kv_dtype);
+    }
+};
+
+namespace {
+
+const method::Profile& profile_of(const tca_profile* p) {
+    require(p != nullptr && p->magic == tca_profile::kMagic, TCA_ERROR_INVALID_ARGUMENT, "invalid profile handle");
+    return p->p;
+}
+
+tca_cache* cache_of(const tca_cache* c) {
+    require(c != nullptr && c->magic == tca_cache::kMagic, TCA_ERROR_INVALID_ARGUMENT, "invalid cache handle");
+    return const_cast<tca_cache*>(c);
+}
+
+method::TcaParams params_from(const tca_params* in) {
+    method::TcaParams p;
+    if (in) {
+        require(in->struct_size >= sizeof(tca_params), TCA_ERROR_INVALID_ARGUMENT,
+                "params->struct_size must be set to sizeof(tca_params)");
+        p.block = in->block, p.window = in->window, p.tau = in->tau, p.alpha = in->alpha;
+    }
+    method::validate_params(p);
+    return p;
+}
+
+method::HostTensor to_host(tca_context* ctx, const tca_tensor* t, const char* what) {
+    const Tensor& x = check_tensor(ctx, t, what)->t;
+    require(x.dtype == DType::f32, TCA_ERROR_INVALID_ARGUMENT, std::string(what) + ": calibration takes f32 tensors");
+    method::HostTensor h(x.heads, x.tokens, x.dim);
+    ctx->device->read(x.data, h.data.data(), h.data.size() * 4);
+    return h;
+}
+
+}  // namespace
+
+extern "C" {
+
+TCA_API tca_status tca_params_init(tca_params* params) {
+    return api::guarded([&] {
+        require(params != nullptr, TCA_ERROR_INVALID_ARGUMENT, "params is null");
+        require(params->struct_size >= sizeof(tca_params), TCA_ERROR_INVALID_ARGUMENT,
+                "params->struct_size must be set to sizeof(tca_params)");
+        const method::TcaParams d;
+        params->block = d.block, params->window = d.window, params->tau = d.tau, params->alpha = d.alpha;
+    });
+}
+
+TCA_API tca_status tca_profile_load(const char* path, tca_profile** out) {
+    return api::guarded([&] {
+        require(path != nullptr && out != nullptr, TCA_ERROR_INVALID_ARGUMENT, "path or out is null");
+        *out = nullptr;
+        auto p = std::make_unique<tca_profile>();
+        p->p = method::load_profile(path);
+        *out = p.release();
+    });
+}
+
+TCA_API tca_status tca_profile_save(const tca_profile* profile, const char* path) {
+    return api::guarded([&] {
+        require(path != nullptr, TCA_ERROR_INVALID_ARGUMENT, "path is null");
+        const std::string text = method::profile_to_json(profile_of(profile));
+        io::write_file_atomic(path, text.data(), text.size());
+    });
+}
+
+TCA_API tca_status tca_profile_destroy(tca_profile* profile) {
+    if (profile == nullptr) return TCA_OK;
+    return api::guarded([&] {
+        profile_of(profile);
+        profile->magic = 0;
+        delete profile;
+    });
+}
+
+TCA_API tca_status tca_profile_shape(const tca_profile* profile, int* layers, int* q_heads, int* kv_heads,
+                                     int* head_dim) {
+    return api::guarded([&] {
+        const auto& s = profile_of(profile).shape;
+        if (layers) *layers = s.layers;
+        if (q_heads) *q_heads = s.q_heads;
+        if (kv_heads) *kv_heads = s.kv_heads;
+        if (head_dim) *head_dim = s.head_dim;
+    });
+}
+
+TCA_API tca_status tca_profile_keep_ratio(const tca_profile* profile, int layer, int kv_head, double* ratio) {
+    return api::guarded([&] {
+        const auto& p = profile_of(profile);
+        require(ratio != nullptr, TCA_ERROR_INVALID_ARGUMENT, "ratio is null");
+        require(layer >= 0 && layer < p.shape.layers && kv_head >= 0 && kv_head < p.shape.kv_heads,
+                TCA_ERROR_INVALID_ARGUMENT, "layer or kv_head out of range");
+        *ratio = p.head(layer, kv_head).keep_ratio;
+    });
+}
+
+TCA_API tca_status tca_calibrate(tca_context* ctx, const tca_params* params, int layers, const tca_tensor* const* q,
+                                 const tca_tensor* const* k, tca_profile** out) {
+    return api::guarded([&] {
+        check_ctx(ctx);
+        require(out != nullptr, TCA_ERROR_INVALID_ARGUMENT, "out is null");
+        *out = nullptr;
+        require(layers >= 1 && q != nullptr && k != nullptr, TCA_ERROR_INVALID_ARGUMENT,
+                "calibration needs at least one layer of q and k");
+        const method::TcaParams p = params_from(params);
+        std::vector<method::HostTensor> qs, ks;
+        for (int l = 0; l < layers; ++l) {
+            qs.push_back(to_host(ctx, q[l], "q"));
+            ks.push_back(to_host(ctx, k[l], "k"));
+        }
+        auto prof = std::make_unique<tca_profile>();
+        prof->p = method::calibrate(*ctx->device, p, qs, ks);
+        *out = prof.release();
+    });
+}
+
+TCA_API tca_status tca_cache_create(tca_context* ctx, const tca_profile* profile, int layer, int q_heads, int kv_heads,
+                                    int head_dim, tca_dtype kv_dtype, int max_tokens, tca_cache** out) {
+    return api::guarded([&] {
+        check_ctx(ctx);
+        require(out != nullptr, TCA_ERROR_INVALID_ARGUMENT, "out is null");
+        *out = nullptr;
+        require(q_heads > 0 && kv_heads > 0 && head_dim > 0 && max_tokens > 0, TCA_ERROR_INVALID_ARGUMENT,
+                "cache shape and max_tokens must be positive");
+        require(q_heads % kv_heads == 0, TCA_ERROR_SHAPE_MISMATCH,
+                std::to_string(q_heads) + " query heads are not a multiple of " + std::to_string(kv_heads) + " KV heads");
+        require(kv_dtype == TCA_F32 || kv_dtype == TCA_F16, TCA_ERROR_INVALID_ARGUMENT, "unknown dtype");
+        auto c = std::make_unique<tca_cache>();
+        c->ctx = ctx;
+        c->layer = layer, c->max_tokens = max_tokens;
+        c->shape = method::AttnShape{q_heads, kv_heads, head_dim};
+        c->kv_dtype = kv_dtype == TCA_F32 ? DType::f32 : DType::f16;
+        if (profile) {
+            const auto& p = profile_of(profile);
+            method::check_profile_shape(p, q_heads, kv_heads, head_dim);
+            require(layer >= 0 && layer < p.shape.layers, TCA_ERROR_INVALID_ARGUMENT,
+                    "layer " + std::to_string(layer) + " outside the profile's " + std::to_string(p.shape.layers));
+            c->profile = std::make_unique<method::Profile>(p);
+        }
+        c->start();
+        *out = c.release();
+    });
+}
+
+TCA_API tca_status tca_cache_destroy(tca_cache* cache) {
+    if (cache == nullptr) return TCA_OK;
+    return api::guarded([&] {
+        cache_of(cache);
+        cache->magic = 0;
+        delete cache;
+    });
+}
+
+TCA_API tca_status tca_cache_reset(tca_cache* cache) {
+    return api::guarded([&] { cache_of(cache)->start(); });
+}
+
+TCA_API tca_status tca_cache_prefill(tca_cache* cache, const tca_tensor* q, const tca_tensor* k, const tca_tensor* v,
+                                     tca_tensor* o) {
+    return api::guarded([&] {
+        tca_cache* c = cache_of(cache);
+        tca_context* ctx = c->ctx;
+        const Tensor& tq = check_tensor(ctx, q, "q")->t;
+        const Tensor& tk = check_tensor(ctx, k, "k")->t;
+        const Tensor& tv = check_tensor(ctx, v, "v")->t;
+        const Tensor& to = check_tensor(ctx, o, "o")->t;
+        ctx->begin_call();
+        c->session->prefill_on_device(tq, tk, tv, to);
+        const auto& acc = c->session->account();
+        int64_t kept = 0;
+        for (int g : acc.global) kept += g;
+        ctx->end_call(c->profile ? kept : -1);
+    });
+}
+
+TCA_API tca_status tca_cache_decode(tca_cache* cache, const tca_tensor* q, const tca_tensor* k, const tca_tensor* v,
+                                    tca_tensor* o) {
+    return api::guarded([&] {
+        tca_cache* c = cache_of(cache);
+        tca_context* ctx = c->ctx;
+        require(c->session->account().tokens_seen > 0, TCA_ERROR_INVALID_ARGUMENT, "decode before prefill");
+        const Tensor& tq = check_tensor(ctx, q, "q")->t;
+        const Tensor& tk = check_tensor(ctx, k, "k")->t;
+        const Tensor& tv = check_tensor(ctx, v, "v")->t;
+        const Tensor& to = check_tensor(ctx, o, "o")->t;
+        ctx->begin_call();
+        c->session->decode_on_device(tq, tk, tv, to);
+        int64_t kept = 0;
+        for (int g : c->session->account().global) kept += g;
+        ctx->end_call(c->profile ? kept : -1);
+    });
+}
+
+TCA_API tca_status tca_cache_size(const tca_cache* cache, uint64_t* bytes, uint64_t* dense_bytes, int* tokens) {
+    return api::guarded([&] {
+        const auto& acc = cache_of(cache)->session->account();
+        uint64_t held = 0;
+        for (size_t h = 0; h < acc.global.size(); ++h) held += acc.tca_bytes(int(h));
+        if (bytes) *bytes = held;
+        if (dense_bytes) *dense_bytes = uint64_t(acc.dense_bytes()) * acc.global.size();
+        if (tokens) *tokens = acc.tokens_seen;
+    });
+}
+
+}  // extern "C"
