@@ -594,7 +594,7 @@ public:
         // buffer) is written.
         if (a.dst_len)
             launch(kernel("gather.cl", "", "gather_len"), Range(heads), kAnyLocal, view(a.count), a.uniform_count,
-                   view(a.dst_off), view(a.dst_len), a.dst_k.tokens);
+                   view(a.dst_off), view(a.dst_len));
     }
 
     void colsum(const ColsumArgs& a) override {
