@@ -42,16 +42,41 @@ inline float dot_row(const float4* a, const float4* b) {
     return (acc.x + acc.y) + (acc.z + acc.w);
 }
 
-inline float dot_row_local(const float4* a, __local const float4* b) {
+inline float dot_local_row(__local const float4* a, const float4* b) {
     float4 acc = (float4)(0.0f);
     for (int c = 0; c < D4; ++c) acc += a[c] * b[c];
     return (acc.x + acc.y) + (acc.z + acc.w);
 }
 
-inline float dot_local_row(__local const float4* a, const float4* b) {
-    float4 acc = (float4)(0.0f);
-    for (int c = 0; c < D4; ++c) acc += a[c] * b[c];
-    return (acc.x + acc.y) + (acc.z + acc.w);
+// Logits of one q row against four consecutive local rows at once: four independent
+// accumulation chains (the single-row loop is one long dependency chain), and each q element
+// is loaded once per four keys. Per row the operations and their order are those of dot_row,
+// so the results are bitwise the same.
+inline float4 dot_row_local4(const float4* a, __local const float4* b) {
+    float4 s0 = (float4)(0.0f), s1 = (float4)(0.0f), s2 = (float4)(0.0f), s3 = (float4)(0.0f);
+    for (int c = 0; c < D4; ++c) {
+        const float4 x = a[c];
+        s0 += x * b[c];
+        s1 += x * b[D4 + c];
+        s2 += x * b[2 * D4 + c];
+        s3 += x * b[3 * D4 + c];
+    }
+    return (float4)((s0.x + s0.y) + (s0.z + s0.w), (s1.x + s1.y) + (s1.z + s1.w), (s2.x + s2.y) + (s2.z + s2.w),
+                    (s3.x + s3.y) + (s3.z + s3.w));
+}
+
+// The same with the four rows in local memory and the single row private (colsum's layout).
+inline float4 dot_local4_row(__local const float4* a, const float4* b) {
+    float4 s0 = (float4)(0.0f), s1 = (float4)(0.0f), s2 = (float4)(0.0f), s3 = (float4)(0.0f);
+    for (int c = 0; c < D4; ++c) {
+        const float4 y = b[c];
+        s0 += a[c] * y;
+        s1 += a[D4 + c] * y;
+        s2 += a[2 * D4 + c] * y;
+        s3 += a[3 * D4 + c] * y;
+    }
+    return (float4)((s0.x + s0.y) + (s0.z + s0.w), (s1.x + s1.y) + (s1.z + s1.w), (s2.x + s2.y) + (s2.z + s2.w),
+                    (s3.x + s3.y) + (s3.z + s3.w));
 }
 
 // Cooperative copy of `rows` K/V rows (positions in pos[], -1 = absent -> zeros) into a local

@@ -5,8 +5,9 @@
 //   prefill kernel without V): one work-item per query row, key tiles through local memory.
 // colsum_cols: one work-item per key j, its k row in private memory; query tiles (scaled q,
 //   m, l) go through local memory and each key accumulates exp(q_i.k_j - m_i) / l_i, i >= j.
-// Both passes compute a logit with the same function and operand order, so the probabilities
-// of a row sum to one as the first pass saw them.
+// Both passes compute a logit with the same operations in the same order, so the probabilities
+// of a row sum to one as the first pass saw them. Rows and keys go four at a time (BK is a
+// multiple of 4) for independent accumulation chains.
 #include "attention_common.h"
 
 #ifndef BQ
@@ -41,11 +42,14 @@ void colsum_stats(TENSOR(const float, q), TENSOR(const kv_t, k), int L, int grou
         barrier(CLK_LOCAL_MEM_FENCE);
         float s[BK];
         float mt = m;
-        for (int jj = 0; jj < BK; ++jj) {
-            const int pos = kpos[jj];
-            const float x = (pos >= 0 && pos <= p) ? dot_row_local(qr, kt + jj * D4) : MASK_VALUE;
-            s[jj] = x;
-            mt = fmax(mt, x);
+        for (int jj = 0; jj < BK; jj += 4) {
+            const float4 x4 = dot_row_local4(qr, kt + jj * D4);
+            const float xs[4] = {x4.s0, x4.s1, x4.s2, x4.s3};
+            for (int u = 0; u < 4; ++u) {
+                const int pos = kpos[jj + u];
+                s[jj + u] = (pos >= 0 && pos <= p) ? xs[u] : MASK_VALUE;
+                mt = fmax(mt, s[jj + u]);
+            }
         }
         l *= exp(m - mt);
         for (int jj = 0; jj < BK; ++jj) l += s[jj] != MASK_VALUE ? exp(s[jj] - mt) : 0.0f;
@@ -86,9 +90,13 @@ void colsum_cols(TENSOR(const float, q), TENSOR(const kv_t, k), int L, int group
             barrier(CLK_LOCAL_MEM_FENCE);
             // A partial sum per tile keeps the long running sum from swallowing small terms.
             float tsum = 0.0f;
-            for (int r = 0; r < BK; ++r) {
-                const int i = i0 + r;
-                if (i >= j && i < L) tsum += exp(dot_local_row(qt + r * D4, kr) - qm[r]) / ql[r];
+            for (int r = 0; r < BK; r += 4) {
+                const float4 x4 = dot_local4_row(qt + r * D4, kr);
+                const float xs[4] = {x4.s0, x4.s1, x4.s2, x4.s3};
+                for (int u = 0; u < 4; ++u) {
+                    const int i = i0 + r + u;
+                    if (i >= j && i < L) tsum += exp(xs[u] - qm[r + u]) / ql[r + u];
+                }
             }
             acc += tsum;
         }

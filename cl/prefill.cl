@@ -79,24 +79,34 @@ void attend(TENSOR(const float, q), TENSOR(const kv_t, k), TENSOR(const kv_t, v)
         load_tile(vt, kpos, BK, v, v_off, v_hs, v_ts, hk, lid, BQ);
         barrier(CLK_LOCAL_MEM_FENCE);
 
+        // Keys four at a time (BK is a multiple of 4): independent chains for the logits and
+        // one pass over the accumulator per four keys for P.V.
         float s[BK];
         float mt = m;
-        for (int jj = 0; jj < BK; ++jj) {
-            const int pos = kpos[jj];
-            const bool glob = t0 + jj < nk;
-            const bool ok = pos >= 0 && (glob ? pos <= p - win : (pos > p - win && pos <= p));
-            const float x = ok ? dot_row_local(qr, kt + jj * D4) : MASK_VALUE;
-            s[jj] = x;
-            mt = fmax(mt, x);
+        for (int jj = 0; jj < BK; jj += 4) {
+            const float4 x = dot_row_local4(qr, kt + jj * D4);
+            const float xs[4] = {x.s0, x.s1, x.s2, x.s3};
+            for (int u = 0; u < 4; ++u) {
+                const int pos = kpos[jj + u];
+                const bool glob = t0 + jj + u < nk;
+                const bool ok = pos >= 0 && (glob ? pos <= p - win : (pos > p - win && pos <= p));
+                s[jj + u] = ok ? xs[u] : MASK_VALUE;
+                mt = fmax(mt, s[jj + u]);
+            }
         }
         // While every key so far was masked, m == mt == MASK_VALUE and l, acc are still 0.
         const float corr = exp(m - mt);
         l *= corr;
         for (int c = 0; c < D4; ++c) acc[c] *= corr;
-        for (int jj = 0; jj < BK; ++jj) {
-            const float pj = s[jj] != MASK_VALUE ? exp(s[jj] - mt) : 0.0f;
-            l += pj;
-            for (int c = 0; c < D4; ++c) acc[c] += pj * vt[jj * D4 + c];
+        for (int jj = 0; jj < BK; jj += 4) {
+            float pj[4];
+            for (int u = 0; u < 4; ++u) {
+                pj[u] = s[jj + u] != MASK_VALUE ? exp(s[jj + u] - mt) : 0.0f;
+                l += pj[u];
+            }
+            __local const float4* vr = vt + jj * D4;
+            for (int c = 0; c < D4; ++c)
+                acc[c] += pj[0] * vr[c] + pj[1] * vr[D4 + c] + pj[2] * vr[2 * D4 + c] + pj[3] * vr[3 * D4 + c];
         }
         m = mt;
     }

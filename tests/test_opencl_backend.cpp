@@ -116,6 +116,19 @@ TEST_P(OpenCLBackend, CorruptCacheEntryIsRebuilt) {
         f.put('\x5a');
     }
     rebuilt_then_loaded("flipped byte");
+    // A well-formed entry whose payload is not a binary: the driver itself must refuse it.
+    {
+        const std::string payload(4096, '\x3c');
+        uint64_t sum = 0xcbf29ce484222325ull;
+        for (unsigned char ch : payload) sum = (sum ^ ch) * 0x100000001b3ull;
+        const uint64_t size = payload.size();
+        std::ofstream f(entry, std::ios::binary | std::ios::trunc);
+        f.write("TCACLBN1", 8);
+        f.write(reinterpret_cast<const char*>(&size), 8);
+        f.write(reinterpret_cast<const char*>(&sum), 8);
+        f.write(payload.data(), std::streamsize(payload.size()));
+    }
+    rebuilt_then_loaded("payload refused by the driver");
 }
 
 TEST_P(OpenCLBackend, EmptyCacheDirDisablesCaching) {

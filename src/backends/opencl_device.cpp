@@ -56,7 +56,7 @@ struct TuningRow {
 const TuningRow kTuning[] = {
     // CPU drivers (PoCL): local memory is ordinary cached memory, so bigger tiles amortise the
     // per-tile barriers; few compute units, so few decode splits.
-    {"cpu driver", CL_DEVICE_TYPE_CPU, 0, {64, 64, 64, 512, 2, 64, 4096, 64, 64}},
+    {"cpu driver", CL_DEVICE_TYPE_CPU, 0, {128, 64, 64, 512, 2, 64, 4096, 64, 64}},
     {"gpu, >= 64 KiB local memory", CL_DEVICE_TYPE_GPU, 64 * 1024, {64, 32, 64, 256, 4, 128, 2048, 128, 128}},
     {"gpu", CL_DEVICE_TYPE_GPU, 0, {32, 16, 64, 256, 4, 128, 2048, 128, 128}},
     {"default", 0, 0, {32, 16, 64, 256, 2, 64, 2048, 64, 64}},
@@ -416,6 +416,8 @@ public:
         compute_units_ = std::max<cl_uint>(1, device_value<cl_uint>(device_, CL_DEVICE_MAX_COMPUTE_UNITS));
         max_wg_ = device_value<size_t>(device_, CL_DEVICE_MAX_WORK_GROUP_SIZE, 64);
         tuning_ = pick_tuning(device_value<cl_device_type>(device_, CL_DEVICE_TYPE), local_mem_);
+        for (int* wg : {&tuning_.prefill_bq, &tuning_.decode_wg, &tuning_.score_wg, &tuning_.reduce_wg, &tuning_.rank_wg})
+            while (size_t(*wg) > max_wg_ && *wg > 1) *wg /= 2;  // sizes are powers of two
         if (!cache_dir_.empty()) {
             std::error_code ec;
             std::filesystem::create_directories(cache_dir_, ec);  // failure only means no caching
@@ -486,9 +488,10 @@ public:
     void prefill(const PrefillArgs& a) override {
         validate(a);
         OpScope op(*this, a.sparse() ? "attend_sparse" : "attend_dense");
-        const int bq = tuning_.prefill_bq, bk = key_tile(a.q.dim, 2);
-        const std::string opts = kv_options(a.k) + define("BQ", bq) + define("BK", bk);
-        launch(kernel("prefill.cl", opts, "attend"), Range(size_t(ceil_div(a.q.tokens, bq)) * bq, a.q.heads),
+        const int bk = key_tile(a.q.dim, 2);
+        const auto [k, bq] = fitted("prefill.cl", "attend", tuning_.prefill_bq,
+                                    [&](int wg) { return kv_options(a.k) + define("BQ", wg) + define("BK", bk); });
+        launch(k, Range(size_t(ceil_div(a.q.tokens, bq)) * bq, a.q.heads),
                Range(bq, 1), tensor(a.q), tensor(a.k), tensor(a.v), tensor(a.o), a.q.tokens, a.k.tokens, a.q_pos0,
                a.q.heads / a.k.heads, default_scale(a.scale, a.q.dim), cl_int(a.sparse()), a.window, view(a.kept_idx),
                a.kept_stride, view(a.kept_count));
@@ -514,11 +517,12 @@ public:
         const cl_mem part_ml = scratch(kDecodeMl, size_t(hq) * splits * 2 * 4);
         const cl_mem part_o = scratch(kDecodeO, size_t(hq) * splits * d * 4);
         const cl_mem ml = scratch(kDecodeMerged, size_t(hq) * 2 * 4);
-        const std::string opts = kv_options(a.k1) + define("DEC_WG", tuning_.decode_wg);
+        const auto [split_kernel, wg] = fitted("decode.cl", "decode_split", tuning_.decode_wg,
+                                               [&](int w) { return kv_options(a.k1) + define("DEC_WG", w); });
+        const std::string opts = kv_options(a.k1) + define("DEC_WG", wg);
         const float scale = default_scale(a.scale, d);
         const TensorArg none{nullptr, 0, 0, 0};
-        launch(kernel("decode.cl", opts, "decode_split"), Range(size_t(splits) * tuning_.decode_wg, hkv),
-               Range(tuning_.decode_wg, 1), tensor(a.q), tensor(a.k1), tensor(a.v1), a.n1,
+        launch(split_kernel, Range(size_t(splits) * wg, hkv), Range(wg, 1), tensor(a.q), tensor(a.k1), tensor(a.v1), a.n1,
                seg2 ? tensor(a.k2) : none, seg2 ? tensor(a.v2) : none, seg2 ? a.k2.tokens : 0, view(a.n2),
                cl_int(seg2), group, scale, split_len, part_ml, part_o);
         launch(kernel("decode.cl", opts, "decode_merge"), Range(d / 4, hq), kAnyLocal, part_ml, part_o, splits,
@@ -601,14 +605,17 @@ public:
         validate(a);
         OpScope op(*this, "colsum");
         const int L = a.k.tokens, hq = a.q.heads, hkv = a.k.heads, group = hq / hkv;
-        const int bq = tuning_.prefill_bq, bk = key_tile(a.q.dim, 1);
+        const int bk = key_tile(a.q.dim, 1);
         const cl_mem stats = scratch(kColsumStats, size_t(hq) * L * 2 * 4);
-        const std::string opts = kv_options(a.k) + define("BQ", bq) + define("BK", bk);
+        const auto options = [&](int wg) { return kv_options(a.k) + define("BQ", wg) + define("BK", bk); };
+        // Both kernels come from one program, so they share the work-group size.
+        const int bq = std::min(fitted("colsum.cl", "colsum_stats", tuning_.prefill_bq, options).second,
+                                fitted("colsum.cl", "colsum_cols", tuning_.prefill_bq, options).second);
         const float scale = default_scale(a.scale, a.q.dim);
         const Range tiles(size_t(ceil_div(L, bq)) * bq, hq);
-        launch(kernel("colsum.cl", opts, "colsum_stats"), tiles, Range(bq, 1), tensor(a.q), tensor(a.k), L, group,
-               scale, stats);
-        launch(kernel("colsum.cl", opts, "colsum_cols"), Range(tiles.n[0], hkv), Range(bq, 1), tensor(a.q),
+        launch(kernel("colsum.cl", options(bq), "colsum_stats"), tiles, Range(bq, 1), tensor(a.q), tensor(a.k), L,
+               group, scale, stats);
+        launch(kernel("colsum.cl", options(bq), "colsum_cols"), Range(tiles.n[0], hkv), Range(bq, 1), tensor(a.q),
                tensor(a.k), L, group, scale, stats, view(a.c), a.c_stride);
     }
 
@@ -771,6 +778,21 @@ private:
             if (err != CL_SUCCESS) fail(err, std::string("clCreateKernel ") + name + " from " + file, TCA_ERROR_KERNEL_BUILD);
         }
         return k.get();
+    }
+
+    // A kernel whose work-group size is a build option: built for `wg`, then for half of it
+    // while the compiled kernel cannot run that many work-items (private arrays grow with the
+    // head dim, and a small GPU may not fit a full group of them).
+    template <class Options>
+    std::pair<cl_kernel, int> fitted(const char* file, const char* name, int wg, const Options& options) {
+        for (;;) {
+            cl_kernel k = kernel(file, options(wg), name);
+            size_t most = 0;
+            check(clGetKernelWorkGroupInfo(k, device_, CL_KERNEL_WORK_GROUP_SIZE, sizeof most, &most, nullptr),
+                  "clGetKernelWorkGroupInfo");
+            if (size_t(wg) <= most || wg <= 8) return {k, wg};
+            wg /= 2;
+        }
     }
 
     template <class... Args>
