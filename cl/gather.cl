@@ -1,14 +1,19 @@
-// Row gather for KV compaction and eviction. Rows are moved as 16-bit units, so one kernel
-// serves f32 and f16 and any 2-byte-aligned layout.
+// Row gather for KV compaction and eviction. Rows are moved as raw units of UNIT_T (the host
+// picks the widest of ulong / uint / ushort that divides every offset, stride and row size),
+// so one kernel serves f32 and f16 and any layout.
 // Rows the contract forbids (source row or destination slot out of range) are skipped rather
 // than written out of bounds.
+#ifndef UNIT_T
+#define UNIT_T ushort
+#endif
 #ifndef TENSOR
 #define TENSOR(T, n) __global T* n, long n##_off, long n##_hs, long n##_ts
 #define ROW(n, h, j) ((n##_off) + (long)(h) * (n##_hs) + (long)(j) * (n##_ts))
 #endif
 
 // Optional arrays arrive as NULL pointers (OpenCL 1.2 passes a NULL cl_mem as NULL).
-__kernel void gather_rows(TENSOR(const ushort, sk), TENSOR(const ushort, sv), TENSOR(ushort, dk), TENSOR(ushort, dv),
+__kernel void gather_rows(TENSOR(const UNIT_T, sk), TENSOR(const UNIT_T, sv), TENSOR(UNIT_T, dk),
+                          TENSOR(UNIT_T, dv),
                           int units, int src_rows, int dst_rows, int src_row0, __global const int* idx, long idx_off,
                           int idx_stride, __global const int* count, long count_off, int uniform_count,
                           __global const int* dst_off, long dst_off_off, __global int* pos_out, long pos_off,

@@ -476,6 +476,32 @@ TEST_P(OpenCLBackend, ColsumMatchesReference) {
     }
 }
 
+// Head dims other than the tuned 64 / 128: the smallest, an odd multiple of 4, the largest.
+TEST_P(OpenCLBackend, OtherHeadDims) {
+    for (int dim : {36, 256}) {
+        const Shape s{4, 2, 70, dim, DType::f16};
+        auto prefill = [&](Device& d) {
+            auto q = make_tensor(d, DType::f32, s.hq, s.len, dim, randn(size_t(s.hq) * s.len * dim, 61, 1.5f));
+            auto k = make_tensor(d, s.dtype, s.hkv, s.len, dim, kv_values(s, s.len, 62));
+            auto v = make_tensor(d, s.dtype, s.hkv, s.len, dim, kv_values(s, s.len, 63));
+            auto o = make_output(d, s.hq, s.len, dim);
+            PrefillArgs a;
+            a.q = q.t, a.k = k.t, a.v = v.t, a.o = o.t;
+            d.prefill(a);
+            check_guards(d, o, "o");
+            return read_tensor(d, o);
+        };
+        EXPECT_LE(nmse(prefill(reference()), prefill(dev())), 1e-6) << "prefill d=" << dim;
+        const DecodeCase c{s, 50, 30, {30, 7}, 20, 0};
+        const auto [ro, rp] = run_decode(reference(), c);
+        const auto [go, gp] = run_decode(dev(), c);
+        EXPECT_LE(nmse(ro, go), 1e-6) << "decode d=" << dim;
+        EXPECT_LE(nmse(rp, gp), 1e-9) << "probs d=" << dim;
+        EXPECT_LE(nmse(run_score(reference(), s, 1, 70), run_score(dev(), s, 1, 70)), 1e-9) << "score d=" << dim;
+        EXPECT_LE(nmse(run_colsum(reference(), s), run_colsum(dev(), s)), 1e-9) << "colsum d=" << dim;
+    }
+}
+
 TEST_P(OpenCLBackend, ProfilingRecordsOneTimingPerOp) {
     Device& d = dev();
     d.take_timings();

@@ -585,19 +585,26 @@ public:
         validate(a);
         OpScope op(*this, "gather");
         const int heads = a.src_k.heads;
-        // Rows are copied as 16-bit units: any element type, any 2-byte-aligned row start.
-        const int units = a.src_k.dim * int(dtype_size(a.src_k.dtype)) / 2;
+        // Rows are copied as raw units, as wide as every offset and stride allows.
+        const size_t es = dtype_size(a.src_k.dtype);
+        size_t ub = 8;
+        for (const Tensor* t : {&a.src_k, &a.src_v, &a.dst_k, &a.dst_v})
+            while (ub > es && (t->data.offset % ub || (t->head_stride * es) % ub || (t->token_stride * es) % ub ||
+                               (t->dim * es) % ub))
+                ub /= 2;
+        const int units = int(a.src_k.dim * es / ub);
+        const std::string opts = std::string("-D UNIT_T=") + (ub == 8 ? "ulong" : ub == 4 ? "uint" : "ushort");
         int rows = a.count ? a.dst_k.tokens : a.uniform_count;
         if (a.count && a.idx) rows = std::min(rows, a.idx_stride);
         if (rows > 0)
-            launch(kernel("gather.cl", "", "gather_rows"), Range(units, rows, heads), kAnyLocal, units16(a.src_k),
-                   units16(a.src_v), units16(a.dst_k), units16(a.dst_v), units, a.src_k.tokens, a.dst_k.tokens,
+            launch(kernel("gather.cl", opts, "gather_rows"), Range(units, rows, heads), kAnyLocal, in_units(a.src_k, ub),
+                   in_units(a.src_v, ub), in_units(a.dst_k, ub), in_units(a.dst_v, ub), units, a.src_k.tokens, a.dst_k.tokens,
                    a.src_row0, view(a.idx), a.idx_stride, view(a.count), a.uniform_count, view(a.dst_off),
                    view(a.pos_out), a.pos_stride, a.pos_base);
         // A separate launch: every row copy has read dst_off before any length (maybe the same
         // buffer) is written.
         if (a.dst_len)
-            launch(kernel("gather.cl", "", "gather_len"), Range(heads), kAnyLocal, view(a.count), a.uniform_count,
+            launch(kernel("gather.cl", opts, "gather_len"), Range(heads), kAnyLocal, view(a.count), a.uniform_count,
                    view(a.dst_off), view(a.dst_len));
     }
 
@@ -669,9 +676,10 @@ private:
         const auto es = cl_long(dtype_size(t.dtype));
         return {mem(t.data), cl_long(t.data.offset) / es, t.head_stride, t.token_stride};
     }
-    TensorArg units16(const Tensor& t) const {
-        const auto u = cl_long(dtype_size(t.dtype) / 2);
-        return {mem(t.data), cl_long(t.data.offset) / 2, t.head_stride * u, t.token_stride * u};
+    // The tensor addressed in units of `ub` bytes (ub divides its offset and strides).
+    TensorArg in_units(const Tensor& t, size_t ub) const {
+        const auto es = cl_long(dtype_size(t.dtype)), u = cl_long(ub);
+        return {mem(t.data), cl_long(t.data.offset) / u, t.head_stride * es / u, t.token_stride * es / u};
     }
     ViewArg view(const BufView& v) const {
         if (!v) return {nullptr, 0};
