@@ -17,6 +17,8 @@ struct Config {
     int runs = 5, warmup = 1;
     int check_rows = 16;  // query rows checked against the reference per case
     unsigned seed = 1;
+    std::vector<double> keep = {0.35};  // TCA at these fixed keep ratios
+    int window = 4096, block = 128;
 };
 
 // Median device times and derived rates of one measured case.
@@ -28,9 +30,14 @@ struct Record {
     double prefill_gflops = 0, decode_gbps = 0;
     double prefill_nmse = 0, decode_nmse = 0;  // vs the reference on sampled rows
     double kv_bytes = 0;
+    // TCA only: stage split of the prefill (ms), error against dense, speedup over dense.
+    double score_ms = 0, metric_ms = 0, sort_ms = 0, select_ms = 0, attend_ms = 0, other_ms = 0;
+    double mean_rel_l1 = 0, max_rel_l1 = 0;
+    double prefill_speedup = 0, decode_speedup = 0, kv_reduction = 0;
 };
 
-std::vector<Record> run_dense(const Config& cfg);
+// Dense, then TCA at each keep ratio, for every device and length.
+std::vector<Record> run(const Config& cfg);
 void print_table(const std::vector<Record>& records);
 
 }  // namespace tca::bench

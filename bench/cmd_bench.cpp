@@ -19,6 +19,9 @@ void register_bench(CLI::App& app) {
     cmd->add_option("--kv-dtype", *dtype, "K/V storage: f16 or f32")->check(CLI::IsMember({"f16", "f32"}));
     cmd->add_option("--runs", cfg->runs, "Timed runs per case (median reported)")->check(CLI::PositiveNumber);
     cmd->add_option("--warmup", cfg->warmup, "Untimed runs first")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--keep", cfg->keep, "TCA keep ratios (fixed budgets)")->delimiter(',');
+    cmd->add_option("--window", cfg->window, "TCA local window")->check(CLI::PositiveNumber);
+    cmd->add_option("--block", cfg->block, "TCA block size")->check(CLI::PositiveNumber);
     cmd->add_flag("--quick", *quick, "Small sweep that finishes in about a minute on CPU drivers");
     cmd->callback([=] {
         bench::Config c = *cfg;
@@ -26,9 +29,10 @@ void register_bench(CLI::App& app) {
         if (*quick) {
             if (c.lengths.empty()) c.lengths = {1024, 2048, 4096};
             c.heads = 8, c.kv_heads = 2, c.runs = 3;
+            if (c.window == 4096) c.window = 512;
         }
         if (c.lengths.empty()) c.lengths = {4096, 8192, 16384, 32768};
-        bench::print_table(bench::run_dense(c));
+        bench::print_table(bench::run(c));
     });
 }
 

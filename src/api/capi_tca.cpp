@@ -128,6 +128,18 @@ TCA_API tca_status tca_profile_keep_ratio(const tca_profile* profile, int layer,
     });
 }
 
+TCA_API tca_status tca_profile_fixed(const tca_params* params, int layers, int q_heads, int kv_heads, int head_dim,
+                                     double keep_ratio, tca_profile** out) {
+    return api::guarded([&] {
+        require(out != nullptr, TCA_ERROR_INVALID_ARGUMENT, "out is null");
+        *out = nullptr;
+        auto prof = std::make_unique<tca_profile>();
+        prof->p = method::fixed_ratio_profile(params_from(params), method::ModelShape{layers, q_heads, kv_heads, head_dim},
+                                              keep_ratio);
+        *out = prof.release();
+    });
+}
+
 TCA_API tca_status tca_calibrate(tca_context* ctx, const tca_params* params, int layers, const tca_tensor* const* q,
                                  const tca_tensor* const* k, tca_profile** out) {
     return api::guarded([&] {

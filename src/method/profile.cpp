@@ -162,4 +162,30 @@ void check_profile_shape(const Profile& p, int q_heads, int kv_heads, int head_d
                 std::to_string(q_heads) + " / " + std::to_string(kv_heads) + " / " + std::to_string(head_dim));
 }
 
+Profile fixed_ratio_profile(const TcaParams& params, const ModelShape& shape, double keep_ratio) {
+    validate_params(params);
+    require(keep_ratio > 0 && keep_ratio <= 1, TCA_ERROR_INVALID_ARGUMENT, "keep ratio must lie in (0, 1]");
+    require(shape.layers >= 1 && shape.kv_heads >= 1 && shape.q_heads % shape.kv_heads == 0 && shape.head_dim >= 1,
+            TCA_ERROR_INVALID_ARGUMENT, "bad model shape");
+    Profile p;
+    p.shape = shape;
+    p.params = params;
+    p.keep_counts = keep_counts(params.block);
+    p.candidates = candidate_grid(params);
+    int best = 0;
+    double best_gap = 2;
+    for (size_t i = 0; i < p.candidates.size(); ++i) {
+        const double gap = std::abs(mean_keep(p.keep_counts, p.candidates[i].p) / params.block - keep_ratio);
+        if (gap < best_gap) best_gap = gap, best = int(i);
+    }
+    for (int l = 0; l < shape.layers; ++l)
+        for (int h = 0; h < shape.kv_heads; ++h) {
+            HeadProfile hp;
+            hp.layer = l, hp.kv_head = h, hp.candidate = best, hp.p = p.candidates[best].p;
+            hp.keep_ratio = mean_keep(p.keep_counts, hp.p) / params.block;
+            p.heads.push_back(hp);
+        }
+    return p;
+}
+
 }  // namespace tca::method

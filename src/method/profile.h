@@ -40,6 +40,12 @@ struct Profile {
     std::vector<std::vector<double>> layer_p(int layer) const;
 };
 
+// A profile without calibration: every head uses the grid candidate whose expected keep ratio
+// (sum_k k p_k / b) is closest to `keep_ratio` (ties: the sparser one). covered_mass is 0 (unmeasured)
+// and keep_ratio is the candidate's expected ratio. For benchmarks that read speed apart from
+// calibration, and for runtimes that want a fixed budget.
+Profile fixed_ratio_profile(const TcaParams& params, const ModelShape& shape, double keep_ratio);
+
 std::string profile_to_json(const Profile& p);
 // Parses and validates (format, version, shape, parameters, candidates, one entry per head);
 // `what` names the source in messages. Throws Error(TCA_ERROR_IO).
