@@ -54,6 +54,16 @@ shared vec4 tile[BC * D4];
 shared int tpos[BC];          // token position of each staged column, -1 past the end
 shared float tm[BC], tl[BC];  // MODE 2: the staged queries' softmax max and sum
 shared float part[USE_SG != 0 ? 1 : BR * TPR * BC];  // partial dots when subgroups are off
+shared float sp[BR * BC];     // each row's scaled, masked scores of the current tile
+
+// Scaled score, or kMask when row r (query position p; MODE 2: key r) does not attend column c.
+float masked_score(float d, uint c, uint u0, uint r, int p, uint n_use, int W) {
+    const int j = tpos[c];
+    bool valid;
+    if (MODE == 2) valid = j >= int(r);
+    else valid = j >= 0 && (u0 + c < n_use ? j <= p - W : (j > p - W && j <= p));
+    return valid ? d * pc.scale : kMask;
+}
 
 vec4 q_load4(uint e) { return vec4(q_x[e], q_x[e + 1], q_x[e + 2], q_x[e + 3]); }
 
@@ -131,63 +141,48 @@ void main() {
             }
             barrier();
 
-            // Partial dot products over this thread's slice, then summed across the row's TPR threads.
-            float s[BC];
-            [[unroll]] for (uint c = 0; c < BC; ++c) {
+            // Scores: partial dot products over this thread's slice, summed across the row's TPR
+            // threads (butterfly, or the same pairing through shared memory so both paths agree
+            // bitwise), masked, scaled and published per row in sp.
+            for (uint c = 0; c < BC; ++c) {
                 float d = 0.0;
                 [[unroll]] for (uint i = 0; i < NV; ++i) {
                     const uint c4 = lane + i * TPR;
                     if (NV * TPR == D4 || c4 < D4) d += dot(x[i], tile[c * D4 + c4]);
                 }
-                s[c] = d;
+                if (USE_SG != 0) {
+                    for (uint msk = 1; msk < TPR; msk <<= 1) d += subgroupShuffleXor(d, msk);
+                    if (lane == 0) sp[row * BC + c] = masked_score(d, c, u0, r, p, n_use, W);
+                } else {
+                    part[(row * TPR + lane) * BC + c] = d;
+                }
             }
-            if (USE_SG != 0) {
-                [[unroll]] for (uint c = 0; c < BC; ++c)
-                    for (uint msk = 1; msk < TPR; msk <<= 1) s[c] += subgroupShuffleXor(s[c], msk);
-            } else {
-                [[unroll]] for (uint c = 0; c < BC; ++c) part[(row * TPR + lane) * BC + c] = s[c];
+            if (USE_SG == 0) {
                 barrier();
-                [[unroll]] for (uint c = 0; c < BC; ++c) {
-                    // The butterfly's pairing, so both paths give bitwise-identical sums.
+                for (uint c = lane; c < BC; c += TPR) {
                     float v[8];
                     for (uint k = 0; k < TPR; ++k) v[k] = part[(row * TPR + k) * BC + c];
                     for (uint msk = 1; msk < TPR; msk <<= 1)
                         for (uint k = 0; k < TPR; k += 2 * msk) v[k] += v[k + msk];
-                    s[c] = v[0];
+                    sp[row * BC + c] = masked_score(v[0], c, u0, r, p, n_use, W);
                 }
             }
+            barrier();
 
             if (MODE == 2) {
-                [[unroll]] for (uint c = 0; c < BC; ++c) {
-                    const int i = tpos[c];
-                    if (i >= int(r)) csum += exp(s[c] * pc.scale - tm[c]) / tl[c];
+                for (uint c = 0; c < BC; ++c) {
+                    const float sc = sp[row * BC + c];
+                    if (sc != kMask) csum += exp(sc - tm[c]) / tl[c];
                 }
                 continue;
             }
 
-            // Mask, then the online-softmax update (identical in every thread of the row).
+            // The online-softmax update (identical in every thread of the row).
             float mt = kMask;
-            uint ok = 0u;
-            [[unroll]] for (uint c = 0; c < BC; ++c) {
-                const int j = tpos[c];
-                const uint u = u0 + c;
-                const bool valid = j >= 0 && (u < n_use ? j <= p - W : (j > p - W && j <= p));
-                if (valid) {
-                    ok |= 1u << c;
-                    s[c] *= pc.scale;
-                    mt = max(mt, s[c]);
-                }
-            }
+            for (uint c = 0; c < BC; ++c) mt = max(mt, sp[row * BC + c]);
             const float mn = max(m, mt);
             const float alpha = exp(m - mn);
             float ls = 0.0;
-            [[unroll]] for (uint c = 0; c < BC; ++c) {
-                s[c] = (ok & (1u << c)) != 0u ? exp(s[c] - mn) : 0.0;
-                ls += s[c];
-            }
-            l = l * alpha + ls;
-            m = mn;
-
             if (MODE == 0) {
                 barrier();  // K tile consumed by every row: reuse the space for V
                 for (uint e = t; e < BC * D4; e += WG) {
@@ -197,12 +192,19 @@ void main() {
                 }
                 barrier();
                 [[unroll]] for (uint i = 0; i < NV; ++i) acc[i] *= alpha;
-                [[unroll]] for (uint c = 0; c < BC; ++c)
+            }
+            for (uint c = 0; c < BC; ++c) {
+                const float sc = sp[row * BC + c];
+                const float pr = sc != kMask ? exp(sc - mn) : 0.0;
+                ls += pr;
+                if (MODE == 0)
                     [[unroll]] for (uint i = 0; i < NV; ++i) {
                         const uint c4 = lane + i * TPR;
-                        if (NV * TPR == D4 || c4 < D4) acc[i] += s[c] * tile[c * D4 + c4];
+                        if (NV * TPR == D4 || c4 < D4) acc[i] += pr * tile[c * D4 + c4];
                     }
             }
+            l = l * alpha + ls;
+            m = mn;
         }
     }
 

@@ -1046,10 +1046,10 @@ VulkanDevice::AttnTiles VulkanDevice::attn_tiles(int dim) const {
     t.br = 32;
     t.sg = use_subgroups_ && pi_.subgroup.subgroupSize >= t.tpr && (t.br * t.tpr) % pi_.subgroup.subgroupSize == 0;
     const uint32_t shared = pi_.props.limits.maxComputeSharedMemorySize;
-    // Largest key tile whose shared footprint (K or V tile, positions, stats, and the partial-dot
-    // reduction area when subgroups are off) fits, capped at 32 to bound per-thread registers.
+    // Largest key tile whose shared footprint (K or V tile, positions, stats, per-row scores, and the
+    // partial-dot reduction area when subgroups are off) fits; 32 at most (one mask word per tile).
     for (t.bc = 32; t.bc > 4; t.bc /= 2) {
-        const uint32_t bytes = t.bc * d4 * 16 + t.bc * 12 + (t.sg ? 0 : t.br * t.tpr * t.bc * 4);
+        const uint32_t bytes = t.bc * d4 * 16 + t.bc * 12 + t.br * t.bc * 4 + (t.sg ? 0 : t.br * t.tpr * t.bc * 4);
         if (bytes + 256 <= shared) break;
     }
     return t;
