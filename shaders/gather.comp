@@ -1,0 +1,84 @@
+#version 450
+// Row gather for KV compaction and eviction (a bit-exact copy; f16 rows are never converted).
+//   MODE 0  per (16 destination rows, head): dst[h][off + r] = src[h][src_row0 + idx[h][r]] for K and
+//           V, plus pos_out. Rows outside either tensor are skipped (the reference rejects them).
+//   MODE 1  per head: dst_len[h] = dst_off[h] + count. A separate pass after MODE 0 because dst_len
+//           may be the buffer dst_off, which every copy reads.
+// Data is addressed as 32-bit words. f32: one word per element. f16 with every row starting on an
+// even element (ALIGNED): two elements per word. Otherwise halves are merged into destination words
+// with atomicAnd/atomicOr, since two rows may share a word; the result does not depend on order.
+#include "common.glsl"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint IS_F16 = 0;
+layout(constant_id = 2) const uint ALIGNED = 1;
+layout(constant_id = 3) const uint MODE = 0;
+const uint WG = gl_WorkGroupSize.x;
+const uint ROWS = 16;  // host: kRowsPerGroup
+
+layout(push_constant) uniform PC {
+    uint sk_off, sk_hs, sk_ts, sv_off, sv_hs, sv_ts;
+    uint dk_off, dk_hs, dk_ts, dv_off, dv_hs, dv_ts;
+    uint src_row0, idx_off, idx_stride, cnt_off, uniform_count, off_off, len_off, pos_off, pos_stride;
+    int pos_base;
+    uint flags;  // 1 idx, 2 count, 4 dst_off, 8 pos_out
+    uint dst_tokens, src_tokens, dim, heads;
+} pc;
+
+layout(binding = 0, std430) readonly buffer SK { uint sk[]; };
+layout(binding = 1, std430) readonly buffer SV { uint sv[]; };
+layout(binding = 2, std430) buffer DK { uint dk[]; };
+layout(binding = 3, std430) buffer DV { uint dv[]; };
+layout(binding = 4, std430) readonly buffer Idx { int idx[]; };
+layout(binding = 5, std430) readonly buffer Cnt { int cnt[]; };
+layout(binding = 6, std430) readonly buffer Off { int dst_off[]; };
+layout(binding = 7, std430) writeonly buffer Len { int dst_len[]; };
+layout(binding = 8, std430) writeonly buffer Pos { int pos_out[]; };
+
+int count_of(uint h) { return (pc.flags & 2u) != 0u ? cnt[pc.cnt_off + h] : int(pc.uniform_count); }
+int offset_of(uint h) { return (pc.flags & 4u) != 0u ? dst_off[pc.off_off + h] : 0; }
+
+// Copies one row (elements se.., de..) from SRC to DST; written once per K and V.
+#define COPY_ROW(SRC, DST, se, de)                                                       \
+    if (IS_F16 == 0) {                                                                   \
+        for (uint e = t; e < pc.dim; e += WG) DST[de + e] = SRC[se + e];                 \
+    } else if (ALIGNED != 0) {                                                           \
+        for (uint w = t; w < pc.dim / 2; w += WG) DST[de / 2 + w] = SRC[se / 2 + w];     \
+    } else {                                                                             \
+        for (uint e = t; e < pc.dim; e += WG) {                                          \
+            const uint s_ = se + e, d_ = de + e;                                         \
+            const uint bits = (SRC[s_ >> 1] >> ((s_ & 1u) * 16u)) & 0xffffu;            \
+            const uint sh = (d_ & 1u) * 16u;                                             \
+            atomicAnd(DST[d_ >> 1], ~(0xffffu << sh));                                   \
+            atomicOr(DST[d_ >> 1], bits << sh);                                          \
+        }                                                                                \
+    }
+
+void main() {
+    const uint t = gl_LocalInvocationIndex;
+    if (MODE == 1) {
+        const uint h = gl_WorkGroupID.x * WG + t;
+        if (h < pc.heads) {
+            const int off = offset_of(h);  // read before the write below: dst_len may alias dst_off
+            dst_len[pc.len_off + h] = off + count_of(h);
+        }
+        return;
+    }
+    const uint h = gl_WorkGroupID.y;
+    const int n = count_of(h), off = offset_of(h);
+    for (uint rr = 0; rr < ROWS; ++rr) {
+        const int r = int(gl_WorkGroupID.x * ROWS + rr);
+        if (r >= n) break;
+        const int rel = (pc.flags & 1u) != 0u ? idx[pc.idx_off + h * pc.idx_stride + uint(r)] : r;
+        const int row = int(pc.src_row0) + rel;
+        const int dr = off + r;
+        if (row < 0 || row >= int(pc.src_tokens) || dr < 0 || dr >= int(pc.dst_tokens)) continue;
+        const uint sk0 = pc.sk_off + h * pc.sk_hs + uint(row) * pc.sk_ts;
+        const uint sv0 = pc.sv_off + h * pc.sv_hs + uint(row) * pc.sv_ts;
+        const uint dk0 = pc.dk_off + h * pc.dk_hs + uint(dr) * pc.dk_ts;
+        const uint dv0 = pc.dv_off + h * pc.dv_hs + uint(dr) * pc.dv_ts;
+        COPY_ROW(sk, dk, sk0, dk0)
+        COPY_ROW(sv, dv, sv0, dv0)
+        if ((pc.flags & 8u) != 0u && t == 0) pos_out[pc.pos_off + h * pc.pos_stride + uint(dr)] = pc.pos_base + row;
+    }
+}

@@ -1,0 +1,96 @@
+// Importance scores: s[h][j] = mean over the group's query heads of softmax_j(scale * q_hq[q_row] . k[h][j]).
+//   MODE 0  per (chunk of KPT*WG keys, KV head): for each query head of the group, the chunk's
+//           softmax (max, sum) -> stats[hq][chunk].
+//   MODE 1  per query head: merge of its chunks -> (M, L) after the per-chunk stats.
+//   MODE 2  per (chunk, KV head): recompute each logit exactly as MODE 0 and write the group mean of
+//           exp(x - M) / L. s is the only L-sized buffer; K is read once per pass, for all g heads.
+#include "common.glsl"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 1) const uint D = 128;
+layout(constant_id = 2) const uint KV_F16 = 0;
+layout(constant_id = 3) const uint USE_SG = 0;
+layout(constant_id = 4) const uint MODE = 0;
+
+const uint WG = gl_WorkGroupSize.x;
+const uint D4 = D / 4;
+const uint KPT = 4;  // keys per thread: a chunk is KPT * WG keys (host: kChunk)
+
+layout(push_constant) uniform PC {
+    uint q_off, q_hs, q_ts, q_row;
+    uint k_off, k_hs, k_ts, n_keys;
+    uint group, nchunk, s_off, s_stride;
+    uint hq;
+    float scale;
+} pc;
+
+layout(binding = 0, std430) readonly buffer QBuf { float q_x[]; };
+KV_BUFFER(1, k)
+layout(binding = 2, std430) buffer StatBuf { float stats[]; };  // [hq][chunk][m, l], then [hq][M, L]
+layout(binding = 3, std430) writeonly buffer SBuf { float s_x[]; };
+
+#include "reduce.glsl"
+
+shared vec4 qs[D4];
+
+void load_q(uint hq) {
+    for (uint c4 = gl_LocalInvocationIndex; c4 < D4; c4 += WG) {
+        const uint e = pc.q_off + hq * pc.q_hs + pc.q_row * pc.q_ts + c4 * 4;
+        qs[c4] = vec4(q_x[e], q_x[e + 1], q_x[e + 2], q_x[e + 3]);
+    }
+}
+
+float key_score(uint hk, uint j) {
+    const uint base = pc.k_off + hk * pc.k_hs + j * pc.k_ts;
+    float d = 0.0;
+    for (uint c4 = 0; c4 < D4; ++c4) d += dot(qs[c4], k_load4(base + c4 * 4));
+    return d * pc.scale;
+}
+
+void main() {
+    const uint t = gl_LocalInvocationIndex;
+    const uint merged = pc.hq * pc.nchunk * 2;
+    if (MODE == 1) {
+        if (t != 0) return;
+        const uint hq = gl_WorkGroupID.x;
+        float M = kMask, L = 0.0;
+        for (uint c = 0; c < pc.nchunk; ++c) M = max(M, stats[(hq * pc.nchunk + c) * 2]);
+        for (uint c = 0; c < pc.nchunk; ++c)
+            L += stats[(hq * pc.nchunk + c) * 2 + 1] * exp(stats[(hq * pc.nchunk + c) * 2] - M);
+        stats[merged + hq * 2] = M, stats[merged + hq * 2 + 1] = L;
+        return;
+    }
+    const uint chunk = gl_WorkGroupID.x, hk = gl_WorkGroupID.y;
+    const uint j0 = chunk * KPT * WG;
+    float acc[KPT];
+    [[unroll]] for (uint k = 0; k < KPT; ++k) acc[k] = 0.0;
+    for (uint g = 0; g < pc.group; ++g) {
+        const uint hq = hk * pc.group + g;
+        barrier();
+        load_q(hq);
+        barrier();
+        float x[KPT];
+        float mt = kMask;
+        [[unroll]] for (uint k = 0; k < KPT; ++k) {
+            const uint j = j0 + k * WG + t;
+            x[k] = j < pc.n_keys ? key_score(hk, j) : kMask;
+            mt = max(mt, x[k]);
+        }
+        if (MODE == 0) {
+            const float M = wg_max(mt);
+            float ls = 0.0;
+            [[unroll]] for (uint k = 0; k < KPT; ++k)
+                if (j0 + k * WG + t < pc.n_keys) ls += exp(x[k] - M);
+            const float L = wg_sum(ls);
+            if (t == 0) stats[(hq * pc.nchunk + chunk) * 2] = M, stats[(hq * pc.nchunk + chunk) * 2 + 1] = L;
+        } else {
+            const float M = stats[merged + hq * 2], L = stats[merged + hq * 2 + 1];
+            [[unroll]] for (uint k = 0; k < KPT; ++k) acc[k] += exp(x[k] - M) / L;
+        }
+    }
+    if (MODE == 2)
+        [[unroll]] for (uint k = 0; k < KPT; ++k) {
+            const uint j = j0 + k * WG + t;
+            if (j < pc.n_keys) s_x[pc.s_off + hk * pc.s_stride + j] = acc[k] / float(pc.group);
+        }
+}
