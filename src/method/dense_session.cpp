@@ -17,7 +17,7 @@ public:
     }
 
     void prefill_on_device(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o) override {
-        check_call(q, k, v, o, "prefill");
+        check_call(q, k, v, o, false);
         const int P = q.tokens;
         require(acc_.tokens_seen == 0, TCA_ERROR_INVALID_ARGUMENT, "prefill: the session already holds a prompt (reset it first)");
         require(P <= k_.tokens, TCA_ERROR_INVALID_ARGUMENT, "prompt longer than the session's capacity");
@@ -32,7 +32,7 @@ public:
     }
 
     void decode_on_device(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o) override {
-        check_call(q, k, v, o, "decode");
+        check_call(q, k, v, o, true);
         const int t = acc_.tokens_seen;
         require(t < k_.tokens, TCA_ERROR_INVALID_ARGUMENT, "decode past the session's capacity");
         GatherArgs g;  // append the new token's K/V at row t

@@ -5,8 +5,10 @@
 namespace tca::method {
 
 void AttentionSession::check_call(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
-                                  const char* what) const {
-    const std::string w(what);
+                                  bool one_token) const {
+    const std::string w = one_token ? "decode" : "prefill";
+    require(!one_token || q.tokens == 1, TCA_ERROR_SHAPE_MISMATCH, "decode takes one token per call, got " +
+                                                                         std::to_string(q.tokens));
     require(q.heads == s_.q_heads && q.dim == s_.dim && o.heads == s_.q_heads && o.dim == s_.dim &&
                 o.tokens == q.tokens,
             TCA_ERROR_SHAPE_MISMATCH, w + ": q/o do not match the session's " + std::to_string(s_.q_heads) +

@@ -60,8 +60,8 @@ public:
     virtual AttentionTrace trace() = 0;
 
 protected:
-    // Checks the shapes of a prefill (tokens = P) or decode (tokens = 1) call.
-    void check_call(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, const char* what) const;
+    // Checks the shapes of a prefill (tokens = P) or decode (one_token: tokens = 1) call.
+    void check_call(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, bool one_token) const;
 
     Device& dev_;
     AttnShape s_;

@@ -51,7 +51,7 @@ public:
     }
 
     void prefill_on_device(const Tensor& qd, const Tensor& kd, const Tensor& vd, const Tensor& o) override {
-        check_call(qd, kd, vd, o, "prefill");
+        check_call(qd, kd, vd, o, false);
         const int P = qd.tokens, w = params_.window;
         require(acc_.tokens_seen == 0, TCA_ERROR_INVALID_ARGUMENT, "prefill: the session already holds a prompt (reset it first)");
         require(P <= capacity_, TCA_ERROR_INVALID_ARGUMENT, "prompt longer than the session's capacity");
@@ -95,7 +95,7 @@ public:
     }
 
     void decode_on_device(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o) override {
-        check_call(q, k, v, o, "decode");
+        check_call(q, k, v, o, true);
         const int t = acc_.tokens_seen, w = params_.window, b = params_.block;
         require(t < capacity_, TCA_ERROR_INVALID_ARGUMENT, "decode past the session's capacity");
         const Tensor& wk = win_[cur_][0];
