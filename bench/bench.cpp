@@ -276,19 +276,22 @@ std::vector<Record> run(const Config& cfg) {
 }
 
 void print_table(const std::vector<Record>& records) {
-    fmt::print("{:<9} {:<9} {:>6} {:>11} {:>8} {:>10} {:>8} {:>9} {:>8} {:>7} {:>9} {:>9}\n", "device", "method",
-               "length", "prefill ms", "speedup", "decode ms", "speedup", "KV MiB", "KV -%", "sel %", "rel L1", "NMSE");
+    fmt::print("{:<9} {:<9} {:>6} {:>10} {:>8} {:>8} {:>9} {:>7} {:>8} {:>8} {:>6} {:>6} {:>7} {:>8}\n", "device",
+               "method", "length", "prefill ms", "GFLOP/s", "speedup", "decode ms", "GB/s", "speedup", "KV MiB",
+               "KV -%", "sel %", "rel L1", "NMSE");
     for (const auto& r : records) {
         const bool tca = r.method != "dense";
         const double sel = r.score_ms + r.metric_ms + r.sort_ms + r.select_ms;
-        fmt::print("{:<9} {:<9} {:>6} {:>11.2f} {:>8} {:>10.3f} {:>8} {:>9.2f} {:>8} {:>7} {:>9} {:>9}\n", r.device,
-                   r.method, r.length, r.prefill_ms, tca ? fmt::format("{:.2f}x", r.prefill_speedup) : "",
-                   r.decode_ms, tca ? fmt::format("{:.2f}x", r.decode_speedup) : "", r.kv_bytes / 1048576.0,
-                   tca ? fmt::format("{:.1f}", 100 * r.kv_reduction) : "",
-                   tca ? fmt::format("{:.1f}", 100 * sel / r.prefill_ms) : "",
-                   tca ? fmt::format("{:.4f}", r.mean_rel_l1) : "",
-                   tca ? "" : fmt::format("{:.1e}", std::max(r.prefill_nmse, r.decode_nmse)));
+        auto only = [](bool on, const std::string& s) { return on ? s : std::string(); };
+        fmt::print("{:<9} {:<9} {:>6} {:>10.2f} {:>8} {:>8} {:>9.3f} {:>7} {:>8} {:>8.2f} {:>6} {:>6} {:>7} {:>8}\n",
+                   r.device, r.method, r.length, r.prefill_ms, only(!tca, fmt::format("{:.1f}", r.prefill_gflops)),
+                   only(tca, fmt::format("{:.2f}x", r.prefill_speedup)), r.decode_ms,
+                   only(!tca, fmt::format("{:.2f}", r.decode_gbps)), only(tca, fmt::format("{:.2f}x", r.decode_speedup)),
+                   r.kv_bytes / 1048576.0, only(tca, fmt::format("{:.1f}", 100 * r.kv_reduction)),
+                   only(tca, fmt::format("{:.1f}", 100 * sel / r.prefill_ms)), only(tca, fmt::format("{:.3f}", r.mean_rel_l1)),
+                   only(!tca, fmt::format("{:.1e}", std::max(r.prefill_nmse, r.decode_nmse))));
     }
+    fmt::print("GFLOP/s and GB/s: dense prefill compute and decode K/V read rates (device timestamps).\n");
     fmt::print("speedup: dense time / TCA time on the same device and inputs; KV -%: cache bytes saved; sel %: share of\n"
                "TCA prefill spent in score+metric+sort+select; rel L1: mean per-row relative L1 error vs dense;\n"
                "NMSE: dense kernels vs the CPU reference on sampled rows. Inputs are random (flat attention), so the\n"
