@@ -7,6 +7,8 @@
 //
 // Layout: a workgroup owns BR rows; TPR consecutive threads share a row, each holding D/TPR of it
 // (interleaved vec4s) in registers together with the matching slice of the output accumulator.
+// GPUs use TPR = 4 (small per-thread state); CPU drivers use TPR = 1, where every SIMD lane reads
+// the same shared-memory address (a broadcast instead of a gather).
 // Columns are staged BC at a time through shared memory. A score is the sum of the TPR partial dot
 // products (subgroup butterfly, or the same tree through shared memory), so every thread of a row
 // ends up with identical scores and runs the identical softmax update; nothing L x L is stored.
@@ -20,7 +22,7 @@ layout(local_size_x_id = 0) in;                // BR * TPR
 layout(constant_id = 1) const uint BR = 32;     // rows per workgroup
 layout(constant_id = 2) const uint BC = 32;     // columns per staged tile (<= 32: one mask word)
 layout(constant_id = 3) const uint D = 128;     // head dim, a multiple of 4
-layout(constant_id = 4) const uint TPR = 4;     // threads per row, a power of two
+layout(constant_id = 4) const uint TPR = 4;     // threads per row: 1, 2 or 4
 layout(constant_id = 5) const uint KV_F16 = 0;
 layout(constant_id = 6) const uint USE_SG = 0;
 layout(constant_id = 7) const uint MODE = 0;
@@ -53,7 +55,7 @@ layout(binding = 7, std430) writeonly buffer ColBuf { float col_x[]; };
 shared vec4 tile[BC * D4];
 shared int tpos[BC];          // token position of each staged column, -1 past the end
 shared float tm[BC], tl[BC];  // MODE 2: the staged queries' softmax max and sum
-shared float part[USE_SG != 0 ? 1 : BR * TPR * BC];  // partial dots when subgroups are off
+shared float part[USE_SG != 0 || TPR == 1 ? 1 : BR * TPR * BC];  // partial dots, no subgroups
 shared float sp[BR * BC];     // each row's scaled, masked scores of the current tile
 
 // Scaled score, or kMask when row r (query position p; MODE 2: key r) does not attend column c.
@@ -96,7 +98,7 @@ void main() {
     int band0 = 0;
     if (SPARSE != 0) {
         const uint base = pc.idx_off + hk * pc.kept_stride;
-        uint lo = 0, hi = uint(max(kept_cnt[pc.cnt_off + hk], 0));
+        uint lo = 0, hi = min(uint(max(kept_cnt[pc.cnt_off + hk], 0)), pc.kept_stride);
         while (lo < hi) {  // kept rows are sorted: count those usable by the block's last query
             const uint mid = (lo + hi) / 2;
             if (kept_idx[base + mid] <= p_last - W) lo = mid + 1; else hi = mid;
@@ -150,21 +152,23 @@ void main() {
                     const uint c4 = lane + i * TPR;
                     if (NV * TPR == D4 || c4 < D4) d += dot(x[i], tile[c * D4 + c4]);
                 }
-                if (USE_SG != 0) {
-                    for (uint msk = 1; msk < TPR; msk <<= 1) d += subgroupShuffleXor(d, msk);
+                if (USE_SG != 0 || TPR == 1) {
+                    if (TPR > 1)
+                        for (uint msk = 1; msk < TPR; msk <<= 1) d += subgroupShuffleXor(d, msk);
                     if (lane == 0) sp[row * BC + c] = masked_score(d, c, u0, r, p, n_use, W);
                 } else {
                     part[(row * TPR + lane) * BC + c] = d;
                 }
             }
-            if (USE_SG == 0) {
+            if (USE_SG == 0 && TPR > 1) {
                 barrier();
                 for (uint c = lane; c < BC; c += TPR) {
-                    float v[8];
-                    for (uint k = 0; k < TPR; ++k) v[k] = part[(row * TPR + k) * BC + c];
-                    for (uint msk = 1; msk < TPR; msk <<= 1)
-                        for (uint k = 0; k < TPR; k += 2 * msk) v[k] += v[k + msk];
-                    sp[row * BC + c] = masked_score(v[0], c, u0, r, p, n_use, W);
+                    // The butterfly's pairing (TPR is 1, 2 or 4), written out: no indexed arrays.
+                    const uint b = row * TPR * BC + c;
+                    float d = part[b];
+                    if (TPR == 2) d = part[b] + part[b + BC];
+                    if (TPR == 4) d = (part[b] + part[b + BC]) + (part[b + 2 * BC] + part[b + 3 * BC]);
+                    sp[row * BC + c] = masked_score(d, c, u0, r, p, n_use, W);
                 }
             }
             barrier();

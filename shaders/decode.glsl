@@ -22,6 +22,7 @@ layout(push_constant) uniform PC {
     uint q_hs, o_hs, k1_hs, k1_ts, v1_hs, v1_ts, k2_hs, k2_ts, v2_hs, v2_ts;
     uint n1, has2, n2_off, chunk, nsplit, group, probs_off, probs_n, hq;
     float scale;
+    uint t2;  // rows of segment 2: n2[h] is clamped to it
 } pc;
 
 layout(binding = 0, std430) readonly buffer QBuf { float q_x[]; };
@@ -71,7 +72,7 @@ void main() {
 
     if (MODE == 0) {
         const uint hq = gl_WorkGroupID.y, hk = hq / pc.group, split = gl_WorkGroupID.x;
-        const uint n = pc.n1 + (pc.has2 != 0 ? uint(max(n2[pc.n2_off + hk], 0)) : 0u);
+        const uint n = pc.n1 + (pc.has2 != 0 ? min(uint(max(n2[pc.n2_off + hk], 0)), pc.t2) : 0u);
         const uint start = split * pc.chunk, end = min(start + pc.chunk, n);
         load_q(hq);
         barrier();

@@ -3,7 +3,7 @@
 //           softmax (max, sum) -> stats[hq][chunk].
 //   MODE 1  per query head: merge of its chunks -> (M, L) after the per-chunk stats.
 //   MODE 2  per (chunk, KV head): recompute each logit exactly as MODE 0 and write the group mean of
-//           exp(x - M) / L. s is the only L-sized buffer; K is read once per pass, for all g heads.
+//           exp(x - M) / L. s is the only L-sized buffer (it holds the running sum over the group).
 #include "common.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -27,7 +27,7 @@ layout(push_constant) uniform PC {
 layout(binding = 0, std430) readonly buffer QBuf { float q_x[]; };
 KV_BUFFER(1, k)
 layout(binding = 2, std430) buffer StatBuf { float stats[]; };  // [hq][chunk][m, l], then [hq][M, L]
-layout(binding = 3, std430) writeonly buffer SBuf { float s_x[]; };
+layout(binding = 3, std430) buffer SBuf { float s_x[]; };  // also the running group sum
 
 #include "reduce.glsl"
 
@@ -62,35 +62,37 @@ void main() {
     }
     const uint chunk = gl_WorkGroupID.x, hk = gl_WorkGroupID.y;
     const uint j0 = chunk * KPT * WG;
-    float acc[KPT];
-    [[unroll]] for (uint k = 0; k < KPT; ++k) acc[k] = 0.0;
+    // Keys j0 + k * WG + t, k < KPT, for each query head of the group in turn. No per-key register
+    // arrays: MODE 0 keeps an online (max, sum) per thread; MODE 2 accumulates the group sum in s
+    // itself (each element only ever touched by one thread, heads in a fixed order).
     for (uint g = 0; g < pc.group; ++g) {
         const uint hq = hk * pc.group + g;
         barrier();
         load_q(hq);
         barrier();
-        float x[KPT];
-        float mt = kMask;
-        [[unroll]] for (uint k = 0; k < KPT; ++k) {
-            const uint j = j0 + k * WG + t;
-            x[k] = j < pc.n_keys ? key_score(hk, j) : kMask;
-            mt = max(mt, x[k]);
-        }
         if (MODE == 0) {
-            const float M = wg_max(mt);
-            float ls = 0.0;
-            [[unroll]] for (uint k = 0; k < KPT; ++k)
-                if (j0 + k * WG + t < pc.n_keys) ls += exp(x[k] - M);
-            const float L = wg_sum(ls);
+            float m = kMask, l = 0.0;
+            for (uint k = 0; k < KPT; ++k) {
+                const uint j = j0 + k * WG + t;
+                if (j >= pc.n_keys) break;
+                const float x = key_score(hk, j);
+                const float mn = max(m, x);
+                l = l * exp(m - mn) + exp(x - mn);
+                m = mn;
+            }
+            const float M = wg_max(m);
+            const float L = wg_sum(l > 0.0 ? l * exp(m - M) : 0.0);
             if (t == 0) stats[(hq * pc.nchunk + chunk) * 2] = M, stats[(hq * pc.nchunk + chunk) * 2 + 1] = L;
         } else {
             const float M = stats[merged + hq * 2], L = stats[merged + hq * 2 + 1];
-            [[unroll]] for (uint k = 0; k < KPT; ++k) acc[k] += exp(x[k] - M) / L;
+            for (uint k = 0; k < KPT; ++k) {
+                const uint j = j0 + k * WG + t;
+                if (j >= pc.n_keys) break;
+                const uint e = pc.s_off + hk * pc.s_stride + j;
+                const float pr = exp(key_score(hk, j) - M) / L;
+                const float sum = g == 0 ? pr : s_x[e] + pr;
+                s_x[e] = g + 1 == pc.group ? sum / float(pc.group) : sum;
+            }
         }
     }
-    if (MODE == 2)
-        [[unroll]] for (uint k = 0; k < KPT; ++k) {
-            const uint j = j0 + k * WG + t;
-            if (j < pc.n_keys) s_x[pc.s_off + hk * pc.s_stride + j] = acc[k] / float(pc.group);
-        }
 }

@@ -454,6 +454,51 @@ TEST_P(VulkanOps, PipelineCacheIsWrittenReusedAndCorruptionIgnored) {
     std::remove(tmpl);
 }
 
+// Performance sanity (not run by default: --gtest_also_run_disabled_tests). Dense prefill at
+// L = 4096, 8 query heads / 2 KV heads, d = 128, plus a sparse prefill with window 512 and ~1/3 kept,
+// a decode over the same cache and the selection ops; device times from timestamps.
+TEST_P(VulkanOps, DISABLED_PerfL4096) {
+    Device& dev = device(GetParam());
+    const int hq = 8, hkv = 2, d = 128;
+    const int len = std::getenv("TCA_PERF_LEN") ? std::atoi(std::getenv("TCA_PERF_LEN")) : 4096;
+    auto q = randn(size_t(hq) * len * d, 1), k = randn(size_t(hkv) * len * d, 2), v = randn(size_t(hkv) * len * d, 3);
+    for (DType dt : {DType::f32, DType::f16}) {
+        auto tq = make_tensor(dev, DType::f32, hq, len, d, q);
+        auto tk = make_tensor(dev, dt, hkv, len, d, k), tv = make_tensor(dev, dt, hkv, len, d, v);
+        auto to = make_output(dev, hq, len, d);
+        std::vector<int32_t> cnt;
+        const auto idx = kept_lists(hkv, len, 512, len, &cnt, 5);
+        auto ki = make_ints(dev, idx), kc = make_ints(dev, cnt);
+        auto ts = make_empty(dev, size_t(hkv) * len);
+        auto tqd = make_tensor(dev, DType::f32, hq, 1, d, std::vector<float>(q.begin(), q.begin() + size_t(hq) * d));
+        auto tod = make_output(dev, hq, 1, d);
+        dev.set_profiling(true);
+        dev.take_timings();
+        PrefillArgs p;
+        p.q = tq.t, p.k = tk.t, p.v = tv.t, p.o = to.t;
+        dev.prefill(p);  // warm-up (driver compiles on first use)
+        dev.finish();
+        dev.take_timings();
+        dev.prefill(p);
+        PrefillArgs sp = p;
+        sp.window = 512, sp.kept_idx = ki.view(), sp.kept_count = kc.view(), sp.kept_stride = len;
+        dev.prefill(sp);
+        dev.prefill(sp);
+        DecodeArgs dc;
+        dc.q = tqd.t, dc.o = tod.t, dc.k1 = tk.t, dc.v1 = tv.t, dc.n1 = len;
+        dev.decode(dc);
+        dev.decode(dc);
+        ScoreArgs sc;
+        sc.q = tq.t, sc.q_row = len - 1, sc.k = tk.t, sc.n_keys = len, sc.s = ts.view(), sc.s_stride = len;
+        dev.score(sc);
+        dev.score(sc);
+        for (const auto& t : dev.take_timings())
+            std::printf("  %s %s L=%d hq=%d hkv=%d d=%d %-14s %10.1f ms\n", GetParam().c_str(), dtype_name(dt), len, hq, hkv,
+                        d, t.op.c_str(), t.ms);
+        dev.set_profiling(false);
+    }
+}
+
 // Last in this file: nothing above may have caused a validation message.
 TEST_P(VulkanOps, ZzValidationLayerStayedQuiet) {
     const char* v = std::getenv("TCA_VULKAN_VALIDATION");

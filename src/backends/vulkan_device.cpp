@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -350,6 +351,7 @@ struct DecodePC {  // shaders/decode.glsl
     uint32_t q_hs, o_hs, k1_hs, k1_ts, v1_hs, v1_ts, k2_hs, k2_ts, v2_hs, v2_ts;
     uint32_t n1, has2, n2_off, chunk, nsplit, group, probs_off, probs_n, hq;
     float scale;
+    uint32_t t2;
 };
 
 struct ScorePC {  // shaders/score.glsl
@@ -402,6 +404,7 @@ public:
         use_fp16_storage_ = pi_.storage16 && !env_flag("TCA_VULKAN_DISABLE_FP16_STORAGE");
         use_subgroups_ = subgroups_usable(pi_) && !env_flag("TCA_VULKAN_DISABLE_SUBGROUPS");
         staging_only_ = env_flag("TCA_VULKAN_FORCE_STAGING");
+        log_pipelines_ = env_flag("TCA_VULKAN_LOG_PIPELINES");
         create_device();
         create_pipeline_cache();
     }
@@ -813,8 +816,12 @@ private:
         ci.stage.pSpecializationInfo = &si;
         ci.layout = pl;
         VkPipeline p = VK_NULL_HANDLE;
+        const auto t0 = std::chrono::steady_clock::now();
         const VkResult r = vkCreateComputePipelines(ctx_->device, cache_, 1, &ci, nullptr, &p);
         if (r != VK_SUCCESS) fail(r, ("vkCreateComputePipelines(" + key + ")").c_str(), TCA_ERROR_KERNEL_BUILD);
+        if (log_pipelines_)  // driver compile times matter on CPU drivers: TCA_VULKAN_LOG_PIPELINES=1
+            std::fprintf(stderr, "tca: vulkan pipeline %s built in %.0f ms\n", key.c_str(),
+                         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
         cache_dirty_ = true;
         return pipelines_[key] = p;
     }
@@ -988,7 +995,7 @@ private:
     std::shared_ptr<Context> ctx_;
     PhysInfo pi_;
     DeviceInfo info_;
-    bool use_fp16_storage_ = false, use_subgroups_ = false, staging_only_ = false;
+    bool use_fp16_storage_ = false, use_subgroups_ = false, staging_only_ = false, log_pipelines_ = false;
 
     VkQueue queue_ = VK_NULL_HANDLE;
     VkCommandPool cmd_pool_ = VK_NULL_HANDLE;
@@ -1041,15 +1048,21 @@ uint32_t ceil_div(uint64_t a, uint64_t b) { return uint32_t((a + b - 1) / b); }
 VulkanDevice::AttnTiles VulkanDevice::attn_tiles(int dim) const {
     AttnTiles t{};
     const uint32_t d4 = uint32_t(dim) / 4;
-    // Threads per query row split the head dim; 4 keeps per-thread state (q slice, o slice) small.
-    t.tpr = d4 >= 4 ? 4 : (d4 >= 2 ? 2 : 1);
+    // Threads per query row split the head dim. GPUs: 4 keeps per-thread state (q slice, o slice)
+    // small. CPU drivers: 1, so all SIMD lanes of an invocation group read the same K/V address.
+    t.tpr = info_.type == TCA_DEVICE_CPU_DRIVER ? 1 : 4;
     t.br = 32;
+    if (const char* e = std::getenv("TCA_VULKAN_ATTN_TPR")) t.tpr = uint32_t(std::atoi(e));  // tuning knobs
+    if (const char* e = std::getenv("TCA_VULKAN_ATTN_BR")) t.br = uint32_t(std::atoi(e));
+    if (t.tpr != 1 && t.tpr != 2 && t.tpr != 4) t.tpr = 4;
+    t.br = std::clamp<uint32_t>(t.br, 32 / t.tpr, 256 / t.tpr);  // WG >= BC (column staging), <= 256
+    while (t.tpr > 1 && t.tpr > d4) t.tpr /= 2;
     t.sg = use_subgroups_ && pi_.subgroup.subgroupSize >= t.tpr && (t.br * t.tpr) % pi_.subgroup.subgroupSize == 0;
     const uint32_t shared = pi_.props.limits.maxComputeSharedMemorySize;
     // Largest key tile whose shared footprint (K or V tile, positions, stats, per-row scores, and the
     // partial-dot reduction area when subgroups are off) fits; 32 at most (one mask word per tile).
     for (t.bc = 32; t.bc > 4; t.bc /= 2) {
-        const uint32_t bytes = t.bc * d4 * 16 + t.bc * 12 + t.br * t.bc * 4 + (t.sg ? 0 : t.br * t.tpr * t.bc * 4);
+        const uint32_t bytes = t.bc * d4 * 16 + t.bc * 12 + t.br * t.bc * 4 + (t.sg || t.tpr == 1 ? 0 : t.br * t.tpr * t.bc * 4);
         if (bytes + 256 <= shared) break;
     }
     return t;
@@ -1109,7 +1122,7 @@ void VulkanDevice::decode(const DecodeArgs& a) {
     if (has2) {
         pc.k2_off = elem_off(a.k2.data, kv), pc.k2_hs = uint32_t(a.k2.head_stride), pc.k2_ts = uint32_t(a.k2.token_stride);
         pc.v2_off = elem_off(a.v2.data, kv), pc.v2_hs = uint32_t(a.v2.head_stride), pc.v2_ts = uint32_t(a.v2.token_stride);
-        pc.n2_off = int_off(a.n2);
+        pc.n2_off = int_off(a.n2), pc.t2 = uint32_t(a.k2.tokens);
     }
     pc.n1 = uint32_t(a.n1), pc.has2 = has2 ? 1 : 0;
     pc.group = uint32_t(a.q.heads / a.k1.heads), pc.hq = uint32_t(a.q.heads);
