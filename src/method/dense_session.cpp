@@ -58,6 +58,18 @@ public:
         return tr;
     }
 
+    CacheContents contents() override {
+        CacheContents c;
+        const int n = acc_.tokens_seen;
+        for (int h = 0; h < s_.kv_heads; ++h) {
+            c.positions.emplace_back(n);
+            for (int j = 0; j < n; ++j) c.positions.back()[j] = j;
+            c.k_rows.push_back(read_rows(dev_, k_, h, 0, n));
+            c.v_rows.push_back(read_rows(dev_, v_, h, 0, n));
+        }
+        return c;
+    }
+
 private:
     Tensor k_, v_;
     CacheAccount acc_;

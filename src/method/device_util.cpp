@@ -74,6 +74,16 @@ void write_row(Device& dev, const Tensor& t, int head, int token, const float* v
     }
 }
 
+std::vector<uint8_t> read_rows(Device& dev, const Tensor& t, int head, int row0, int n) {
+    const size_t es = dtype_size(t.dtype), row_bytes = size_t(t.dim) * es;
+    std::vector<uint8_t> out(size_t(n) * row_bytes);
+    for (int r = 0; r < n; ++r) {  // rows may be strided: one read per row (test/report path only)
+        const size_t off = t.data.offset + (size_t(head) * t.head_stride + size_t(row0 + r) * t.token_stride) * es;
+        dev.read(BufView{t.data.buf, off}, out.data() + r * row_bytes, row_bytes);
+    }
+    return out;
+}
+
 Tensor row_view(const Tensor& t, int token) {
     Tensor r = t;
     r.data.offset += size_t(token) * t.token_stride * dtype_size(t.dtype);

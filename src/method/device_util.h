@@ -24,6 +24,8 @@ Tensor alloc_tensor(Device& dev, int heads, int tokens, int dim, DType dtype = D
 HostTensor download_tensor(Device& dev, const Tensor& t);  // f32 tensors only
 // The view of one token row (all heads) of t: a [heads, 1, dim] tensor sharing t's buffer.
 Tensor row_view(const Tensor& t, int token);
+// Raw bytes of rows [row0, row0 + n) of one head of t (n * dim elements of t's dtype).
+std::vector<uint8_t> read_rows(Device& dev, const Tensor& t, int head, int row0, int n);
 // Writes one row (dim values) at (head, token); converts to f16 for f16 tensors.
 void write_row(Device& dev, const Tensor& t, int head, int token, const float* values);
 

@@ -34,6 +34,15 @@ struct CacheAccount {
     int64_t dense_bytes() const { return int64_t(tokens_seen) * bytes_per_token; }
 };
 
+// What the cache holds, read back from the device (tests compare it across devices; nothing on
+// the hot path uses it). Per KV head: the positions of the cached tokens — G in append order,
+// then the uncompressed tail oldest first — and their K and V rows as stored (raw bytes of the
+// session's dtype, dim elements per row), so two devices' caches can be compared bit for bit.
+struct CacheContents {
+    std::vector<std::vector<int>> positions;        // [kv head][row]
+    std::vector<std::vector<uint8_t>> k_rows, v_rows;  // [kv head][row * dim * dtype bytes]
+};
+
 class AttentionSession {
 public:
     AttentionSession(Device& dev, AttnShape shape, DType kv_dtype) : dev_(dev), s_(shape), kv_dtype_(kv_dtype) {}
@@ -58,6 +67,7 @@ public:
     virtual std::vector<int> device_global_lengths() = 0;
     // What every query so far attended to (reads G's positions back from the device).
     virtual AttentionTrace trace() = 0;
+    virtual CacheContents contents() = 0;
 
 protected:
     // Checks the shapes of a prefill (tokens = P) or decode (one_token: tokens = 1) call.

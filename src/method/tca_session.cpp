@@ -143,6 +143,25 @@ public:
         return tr;
     }
 
+    CacheContents contents() override {
+        CacheContents c;
+        const auto n2 = device_global_lengths();
+        const auto pos = read_ints(dev_, g_pos_, size_t(s_.kv_heads) * capacity_);
+        const int tail0 = acc_.tokens_seen - n1_;  // position of window row 0
+        for (int h = 0; h < s_.kv_heads; ++h) {
+            std::vector<int> p(pos.begin() + size_t(h) * capacity_, pos.begin() + size_t(h) * capacity_ + n2[h]);
+            for (int r = 0; r < n1_; ++r) p.push_back(tail0 + r);
+            c.positions.push_back(std::move(p));
+            auto k = read_rows(dev_, g_k_, h, 0, n2[h]), v = read_rows(dev_, g_v_, h, 0, n2[h]);
+            const auto wk = read_rows(dev_, win_[cur_][0], h, 0, n1_), wv = read_rows(dev_, win_[cur_][1], h, 0, n1_);
+            k.insert(k.end(), wk.begin(), wk.end());
+            v.insert(v.end(), wv.begin(), wv.end());
+            c.k_rows.push_back(std::move(k));
+            c.v_rows.push_back(std::move(v));
+        }
+        return c;
+    }
+
 private:
     // Compression of the pending block (rows [0, b) of the window buffer) after step t's attention:
     // keep the top t_dec per head by this step's probabilities (select's tie rule: lower row
