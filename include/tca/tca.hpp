@@ -167,7 +167,8 @@ public:
     // q[l], k[l]: layer l's calibration tensors; params null: defaults.
     static Profile calibrate(Context& ctx, const tca_params* params, const std::vector<const Tensor*>& q,
                              const std::vector<const Tensor*>& k) {
-        if (q.size() != k.size()) throw Exception(TCA_ERROR_INVALID_ARGUMENT, "calibrate: q and k layer counts differ");
+        if (q.size() != k.size())
+            throw Exception(TCA_ERROR_INVALID_ARGUMENT, "TCA_ERROR_INVALID_ARGUMENT: calibrate: q and k layer counts differ");
         std::vector<const tca_tensor*> qs, ks;
         for (const Tensor* t : q) qs.push_back(t ? t->get() : nullptr);
         for (const Tensor* t : k) ks.push_back(t ? t->get() : nullptr);
