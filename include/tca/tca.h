@@ -221,6 +221,125 @@ TCA_API tca_status tca_context_last_stats(const tca_context* ctx, tca_call_stats
 /* Blocks until all work submitted to the context is done. */
 TCA_API tca_status tca_context_finish(tca_context* ctx);
 
+/* ---- zero-copy interop: your OpenCL or Vulkan objects ----------------------------------------
+ *
+ * A runtime that already holds Q/K/V on its GPU creates a context on its own cl_context / VkDevice
+ * and wraps its own buffers as tensors; every call above then reads and writes them in place.
+ *
+ * Why these declarations need no OpenCL or Vulkan header: the handle types are declared here as the
+ * incomplete struct types that CL/cl.h and vulkan.h themselves use (cl_context is
+ * `struct _cl_context*`, VkDevice is `struct VkDevice_T*`), so your handles pass without casts and
+ * tca.h still compiles where neither SDK is installed.  VkBuffer is passed as uint64_t because its
+ * typedef differs between 32- and 64-bit targets (`(uint64_t)buffer` works on both), the way the
+ * Vulkan API itself passes non-dispatchable handles generically (VkDebugUtilsObjectNameInfoEXT).
+ *
+ * Ownership: the library never destroys or frees what it did not create.  OpenCL objects are
+ * retained (clRetain*) while a context or tensor uses them and released when it is destroyed.  Vulkan
+ * handles are not reference-counted: your instance, device, queue and buffers must outlive every
+ * context and tensor made from them.  Destroying a wrapped tensor never touches your memory.
+ *
+ * Synchronisation — OpenCL (queue given to tca_context_create_opencl):
+ *  - Your queue must be in-order (an out-of-order queue is rejected with TCA_ERROR_UNSUPPORTED).
+ *  - Each call enqueues its kernels on your queue after everything you enqueued before it, and
+ *    clFlush()es before returning without waiting.  Commands you enqueue later on the same queue
+ *    therefore see the results: no event, no clFinish needed.
+ *  - Work on another queue: finish it (clFinish, or an event you wait for) before the call, and call
+ *    tca_context_finish() (or clFinish on the queue) before another queue reads the results.
+ *  - tca_tensor_upload/download are blocking, as for library-made tensors.
+ *  - Stage timings (tca_context_set_profiling) need a queue made with CL_QUEUE_PROFILING_ENABLE;
+ *    otherwise turning profiling on returns TCA_ERROR_UNSUPPORTED.
+ * Synchronisation — Vulkan (queue given to tca_context_create_vulkan):
+ *  - Before: every command buffer the library submits to your queue starts with a memory barrier
+ *    from ALL_COMMANDS / MEMORY_WRITE to its own compute and transfer reads and writes.  Pipeline
+ *    barriers order against all earlier submissions to the same queue, so whatever you submitted
+ *    earlier on that queue (uploads, the layer that produced K/V) is complete and visible: you
+ *    need no semaphore.  Host writes to your mapped memory made before the call are visible too
+ *    (vkQueueSubmit's guarantee; flush them first if the memory is not HOST_COHERENT).
+ *  - During: the library submits to your queue and waits on its own fence, so each call returns
+ *    with its GPU work complete.  vkQueueSubmit needs external synchronisation: no other thread may
+ *    submit to that queue while a call on this context runs.
+ *  - After: the library's last command is a barrier from its compute/transfer writes to ALL_COMMANDS
+ *    / MEMORY_READ | MEMORY_WRITE (and to HOST reads), so later submissions to the same queue, and
+ *    host reads of mapped memory after the call returns, see the results without barriers of yours.
+ *  - Another queue: the work is complete when the call returns; your consumer still needs its own
+ *    memory barrier (srcAccess SHADER_WRITE) as Vulkan requires across queues.
+ *  - Queue family: the queue must belong to `queue_family` and that family must support compute.
+ *    Buffers created with VK_SHARING_MODE_EXCLUSIVE must be owned by that family (no ownership
+ *    transfer is performed); use the same family for the layers around attention, or CONCURRENT.
+ *  - Buffers: created on `device` with VK_BUFFER_USAGE_STORAGE_BUFFER_BIT, bound to memory, at most
+ *    the device's maxStorageBufferRange in size (tca_device_info.max_allocation); add TRANSFER_SRC
+ *    and TRANSFER_DST if you use tca_tensor_download/upload on the wrapped tensor.
+ *  - Features: the library uses only the optional device features you say you enabled
+ *    (enabled_features); otherwise it assumes none and takes its fallback paths (f16 K/V read as
+ *    32-bit words).  Subgroup operations need no feature bit and are used when the device reports
+ *    them.  Extensions: none required.
+ *  - The instance must have been created with apiVersion >= 1.1 (given in api_version) and the
+ *    physical device must support Vulkan 1.1.  Validation layers you enable stay silent: the
+ *    library's own tests run these paths under VK_LAYER_KHRONOS_validation.
+ *
+ * Threading: as for any context, calls on one interop context must not run concurrently.
+ * Handles that are non-null but not valid objects of the API (freed, garbage) are undefined
+ * behaviour, as in OpenCL and Vulkan; null handles, mismatched objects (a queue of another
+ * cl_context, a cl_mem of another context, a queue family without compute) are rejected.
+ */
+
+struct _cl_context;
+struct _cl_device_id;
+struct _cl_command_queue;
+struct _cl_mem;
+struct VkInstance_T;
+struct VkPhysicalDevice_T;
+struct VkDevice_T;
+struct VkQueue_T;
+
+/* Shape and layout of a wrapped buffer's tensor: element (h, t, i) at byte
+ *     offset + (h * head_stride + t * token_stride + i) * sizeof(dtype).
+ * Strides are in elements; 0 for both means contiguous (token_stride = dim, head_stride =
+ * tokens * dim).  E.g. a [tokens, heads, dim] KV array is head_stride = dim, token_stride =
+ * heads * dim.  tca_tensor_upload/download accept contiguous tensors only. */
+typedef struct tca_tensor_desc {
+    size_t struct_size; /* set to sizeof(tca_tensor_desc) by the caller */
+    tca_dtype dtype;
+    int heads, tokens, dim;
+    int64_t head_stride, token_stride;
+} tca_tensor_desc;
+
+/* A context on your OpenCL context, device and in-order queue (retained until the context is
+ * destroyed; destroying it waits for the queue, clFinish).  Kernels are built for `device` as for
+ * "opencl:N" contexts. tca_context_device_info names it "opencl:N" when the device is one the
+ * library lists, else "opencl:external". */
+TCA_API tca_status tca_context_create_opencl(struct _cl_context* context, struct _cl_device_id* device,
+                                             struct _cl_command_queue* queue, tca_context** out);
+
+/* Your cl_mem (from the context's cl_context) at byte `offset` as a tensor, without a copy.  The
+ * cl_mem is retained by the tensor and released by tca_tensor_destroy. */
+TCA_API tca_status tca_tensor_wrap_opencl(tca_context* ctx, struct _cl_mem* buffer, size_t offset,
+                                          const tca_tensor_desc* desc, tca_tensor** out);
+
+/* Optional device features your VkDevice was created with (bits of enabled_features). */
+#define TCA_VULKAN_FEATURE_STORAGE_BUFFER_16BIT 0x1u /* VkPhysicalDevice16BitStorageFeatures::storageBuffer16BitAccess */
+
+typedef struct tca_vulkan_handles {
+    size_t struct_size; /* set to sizeof(tca_vulkan_handles) by the caller */
+    struct VkInstance_T* instance;
+    struct VkPhysicalDevice_T* physical_device; /* one of instance's */
+    struct VkDevice_T* device;                  /* created on physical_device */
+    struct VkQueue_T* queue;                    /* a queue of `device` in family queue_family */
+    uint32_t queue_family;                      /* must support VK_QUEUE_COMPUTE_BIT */
+    uint32_t api_version;      /* VkApplicationInfo::apiVersion the instance was created with (>= 1.1) */
+    uint32_t enabled_features; /* TCA_VULKAN_FEATURE_* bits enabled at vkCreateDevice; 0 = none */
+} tca_vulkan_handles;
+
+/* A context on your Vulkan instance, device and queue (none of them is destroyed by the library;
+ * destroying the context destroys only the library's own pipelines, pools and buffers).
+ * tca_context_device_info names it "vulkan:external". */
+TCA_API tca_status tca_context_create_vulkan(const tca_vulkan_handles* handles, tca_context** out);
+
+/* Your VkBuffer (of the context's VkDevice, `buffer_size` bytes as created) at byte `offset` as a
+ * tensor, without a copy. */
+TCA_API tca_status tca_tensor_wrap_vulkan(tca_context* ctx, uint64_t buffer, uint64_t buffer_size, uint64_t offset,
+                                          const tca_tensor_desc* desc, tca_tensor** out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -38,6 +38,11 @@ void fill_info(const DeviceInfo& d, tca_device_info* info) {
     info->subgroup_size = d.subgroup_size;
 }
 
+// Host data is exchanged as one contiguous block, so a strided (wrapped) tensor cannot take it.
+bool contiguous(const Tensor& t) {
+    return (t.tokens == 1 || t.token_stride == t.dim) && (t.heads == 1 || t.head_stride == int64_t(t.tokens) * t.dim);
+}
+
 }  // namespace
 
 void tca_context::begin_call() {
@@ -48,6 +53,7 @@ void tca_context::end_call(int64_t kept_tokens) {
     last_stats = tca_call_stats{};
     last_stats.struct_size = sizeof(tca_call_stats);
     last_stats.kept_tokens = kept_tokens;
+    if (external) device->flush();
     if (!device->profiling()) return;
     for (const auto& t : device->take_timings()) {
         double* slot = t.op == "score"                                  ? &last_stats.score_ms
@@ -209,6 +215,7 @@ TCA_API tca_status tca_tensor_upload(tca_tensor* t, const void* host, size_t byt
     return guarded([&] {
         require(t != nullptr && t->magic == tca_tensor::kMagic, TCA_ERROR_INVALID_ARGUMENT, "invalid tensor handle");
         require(host != nullptr, TCA_ERROR_INVALID_ARGUMENT, "host pointer is null");
+        require(contiguous(t->t), TCA_ERROR_UNSUPPORTED, "upload: the tensor is strided; only contiguous tensors upload");
         require(bytes == t->t.span_bytes(), TCA_ERROR_SHAPE_MISMATCH,
                 "upload of " + std::to_string(bytes) + " bytes into a tensor of " + std::to_string(t->t.span_bytes()));
         check_finite_host(t->t.dtype, host, bytes, "upload");
@@ -220,6 +227,7 @@ TCA_API tca_status tca_tensor_download(const tca_tensor* t, void* host, size_t b
     return guarded([&] {
         require(t != nullptr && t->magic == tca_tensor::kMagic, TCA_ERROR_INVALID_ARGUMENT, "invalid tensor handle");
         require(host != nullptr, TCA_ERROR_INVALID_ARGUMENT, "host pointer is null");
+        require(contiguous(t->t), TCA_ERROR_UNSUPPORTED, "download: the tensor is strided; only contiguous tensors download");
         require(bytes == t->t.span_bytes(), TCA_ERROR_SHAPE_MISMATCH,
                 "download of " + std::to_string(bytes) + " bytes from a tensor of " + std::to_string(t->t.span_bytes()));
         t->ctx->device->read(t->t.data, host, bytes);

@@ -11,6 +11,9 @@ struct tca_context {
     uint32_t magic = kMagic;
     std::unique_ptr<tca::Device> device;
     tca_call_stats last_stats{};
+    // Made on the caller's OpenCL / Vulkan objects: each call ends by handing its work to the
+    // caller's queue (tca.h, "zero-copy interop", for the synchronisation this gives).
+    bool external = false;
     // Brackets one API call: drops stale timings before, turns the op records into last_stats after.
     void begin_call();
     void end_call(int64_t kept_tokens);

@@ -25,6 +25,7 @@
 
 #include "device/backends.h"
 #include "device/embedded.h"
+#include "device/interop.h"
 
 namespace tca {
 
@@ -122,6 +123,11 @@ void check(cl_int e, const char* what) {
     if (e != CL_SUCCESS) fail(e, what);
 }
 
+// Queries on handles the caller gave us: a driver's "invalid object" is the caller's bad argument.
+void check_handle(cl_int e, const char* what) {
+    if (e != CL_SUCCESS) fail(e, what, TCA_ERROR_INVALID_ARGUMENT);
+}
+
 // ---- small RAII holders ------------------------------------------------------------------------------
 
 template <class T, cl_int(CL_API_CALL* Release)(T)>
@@ -203,6 +209,36 @@ struct Entry {
     std::string platform_version;
 };
 
+// What the library knows of one device (its listing name given).
+Entry make_entry(cl_platform_id p, cl_device_id d, const std::string& name) {
+    Entry e;
+    e.platform = p;
+    e.device = d;
+    e.platform_version = info_string(clGetPlatformInfo, p, CL_PLATFORM_VERSION);
+    DeviceInfo& i = e.info;
+    i.name = name;
+    i.api = Api::opencl;
+    i.vendor = info_string(clGetDeviceInfo, d, CL_DEVICE_VENDOR);
+    i.device = info_string(clGetDeviceInfo, d, CL_DEVICE_NAME);
+    i.driver = info_string(clGetDeviceInfo, d, CL_DRIVER_VERSION);
+    const auto type = device_value<cl_device_type>(d, CL_DEVICE_TYPE);
+    if (type & CL_DEVICE_TYPE_GPU)
+        i.type = device_value<cl_bool>(d, CL_DEVICE_HOST_UNIFIED_MEMORY) ? TCA_DEVICE_INTEGRATED_GPU
+                                                                         : TCA_DEVICE_DISCRETE_GPU;
+    else if (type & CL_DEVICE_TYPE_CPU)
+        i.type = TCA_DEVICE_CPU_DRIVER;
+    else
+        i.type = TCA_DEVICE_OTHER;
+    i.global_memory = device_value<cl_ulong>(d, CL_DEVICE_GLOBAL_MEM_SIZE);
+    i.max_allocation = device_value<cl_ulong>(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE);
+    const std::string ext = info_string(clGetDeviceInfo, d, CL_DEVICE_EXTENSIONS);
+    i.fp16_storage = true;  // vload_half / vstore_half are core
+    i.fp16_arithmetic = has_extension(ext, "cl_khr_fp16");
+    i.subgroup_size = subgroup_size_of(d, ext);
+    i.subgroup_ops = false;  // no kernel relies on subgroups
+    return e;
+}
+
 std::vector<Entry> enumerate() {
     std::vector<Entry> out;
     cl_uint np = 0;
@@ -221,34 +257,7 @@ std::vector<Entry> enumerate() {
         if (clGetDeviceIDs(p, CL_DEVICE_TYPE_ALL, 0, nullptr, &nd) != CL_SUCCESS || nd == 0) continue;
         std::vector<cl_device_id> devices(nd);
         if (clGetDeviceIDs(p, CL_DEVICE_TYPE_ALL, nd, devices.data(), nullptr) != CL_SUCCESS) continue;
-        for (cl_device_id d : devices) {
-            Entry e;
-            e.platform = p;
-            e.device = d;
-            e.platform_version = info_string(clGetPlatformInfo, p, CL_PLATFORM_VERSION);
-            DeviceInfo& i = e.info;
-            i.name = "opencl:" + std::to_string(out.size());
-            i.api = Api::opencl;
-            i.vendor = info_string(clGetDeviceInfo, d, CL_DEVICE_VENDOR);
-            i.device = info_string(clGetDeviceInfo, d, CL_DEVICE_NAME);
-            i.driver = info_string(clGetDeviceInfo, d, CL_DRIVER_VERSION);
-            const auto type = device_value<cl_device_type>(d, CL_DEVICE_TYPE);
-            if (type & CL_DEVICE_TYPE_GPU)
-                i.type = device_value<cl_bool>(d, CL_DEVICE_HOST_UNIFIED_MEMORY) ? TCA_DEVICE_INTEGRATED_GPU
-                                                                                 : TCA_DEVICE_DISCRETE_GPU;
-            else if (type & CL_DEVICE_TYPE_CPU)
-                i.type = TCA_DEVICE_CPU_DRIVER;
-            else
-                i.type = TCA_DEVICE_OTHER;
-            i.global_memory = device_value<cl_ulong>(d, CL_DEVICE_GLOBAL_MEM_SIZE);
-            i.max_allocation = device_value<cl_ulong>(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE);
-            const std::string ext = info_string(clGetDeviceInfo, d, CL_DEVICE_EXTENSIONS);
-            i.fp16_storage = true;  // vload_half / vstore_half are core
-            i.fp16_arithmetic = has_extension(ext, "cl_khr_fp16");
-            i.subgroup_size = subgroup_size_of(d, ext);
-            i.subgroup_ops = false;  // no kernel relies on subgroups
-            out.push_back(std::move(e));
-        }
+        for (cl_device_id d : devices) out.push_back(make_entry(p, d, "opencl:" + std::to_string(out.size())));
     }
     return out;
 }
@@ -412,6 +421,22 @@ public:
         check(err, "clCreateContext");
         queue_ = QueueHandle(clCreateCommandQueue(context_.get(), device_, CL_QUEUE_PROFILING_ENABLE, &err));
         check(err, "clCreateCommandQueue");
+        setup();
+    }
+
+    // On the caller's objects (interop): they were checked to fit together and are retained here, so
+    // the handles release exactly the references this device took.
+    OpenCLDevice(const Entry& e, cl_context context, cl_command_queue queue, const BackendOptions& options)
+        : info_(e.info), device_(e.device), platform_version_(e.platform_version), cache_dir_(options.cache_dir) {
+        check(clRetainContext(context), "clRetainContext");
+        context_ = ContextHandle(context);
+        check(clRetainCommandQueue(queue), "clRetainCommandQueue");
+        queue_ = QueueHandle(queue);
+        queue_profiling_ = device_value_of_queue(queue, CL_QUEUE_PROPERTIES) & CL_QUEUE_PROFILING_ENABLE;
+        setup();
+    }
+
+    void setup() {
         local_mem_ = device_value<cl_ulong>(device_, CL_DEVICE_LOCAL_MEM_SIZE, 16 * 1024);
         compute_units_ = std::max<cl_uint>(1, device_value<cl_uint>(device_, CL_DEVICE_MAX_COMPUTE_UNITS));
         max_wg_ = device_value<size_t>(device_, CL_DEVICE_MAX_WORK_GROUP_SIZE, 64);
@@ -466,6 +491,34 @@ public:
                   "clEnqueueFillBuffer");
     }
     void finish() override { check(clFinish(queue_.get()), "clFinish"); }
+    void flush() override { check(clFlush(queue_.get()), "clFlush"); }
+
+    // Timings need events with timestamps, which only a queue made with profiling has.
+    void set_profiling(bool on) override {
+        require(!on || queue_profiling_, TCA_ERROR_UNSUPPORTED,
+                "opencl: stage timings need a command queue created with CL_QUEUE_PROFILING_ENABLE");
+        profiling_ = on;
+    }
+
+    // The caller's cl_mem as one of this device's buffers: same cl_context required; retained here and
+    // released (never freed) when the last view of it goes.
+    Buffer wrap(cl_mem m) {
+        cl_context owner = nullptr;
+        check_handle(clGetMemObjectInfo(m, CL_MEM_CONTEXT, sizeof owner, &owner, nullptr), "clGetMemObjectInfo");
+        require(owner == context_.get(), TCA_ERROR_INVALID_ARGUMENT,
+                "opencl: the cl_mem belongs to another cl_context than this context's");
+        cl_mem_object_type type = 0;
+        check_handle(clGetMemObjectInfo(m, CL_MEM_TYPE, sizeof type, &type, nullptr), "clGetMemObjectInfo");
+        require(type == CL_MEM_OBJECT_BUFFER, TCA_ERROR_INVALID_ARGUMENT, "opencl: the cl_mem is not a buffer");
+        size_t bytes = 0;
+        check_handle(clGetMemObjectInfo(m, CL_MEM_SIZE, sizeof bytes, &bytes, nullptr), "clGetMemObjectInfo");
+        check(clRetainMemObject(m), "clRetainMemObject");
+        auto b = std::make_shared<ClBuffer>();
+        b->mem = MemHandle(m);
+        b->size = bytes;
+        b->owner = this;
+        return b;
+    }
 
     std::vector<OpTiming> take_timings() override {
         finish();
@@ -836,7 +889,14 @@ private:
         size_t bytes = 0;
     };
 
+    static cl_command_queue_properties device_value_of_queue(cl_command_queue q, cl_command_queue_info param) {
+        cl_command_queue_properties v = 0;
+        check(clGetCommandQueueInfo(q, param, sizeof v, &v, nullptr), "clGetCommandQueueInfo");
+        return v;
+    }
+
     DeviceInfo info_;
+    bool queue_profiling_ = true;  // false only on a caller's queue made without profiling
     cl_device_id device_;
     std::string platform_version_, cache_dir_;
     ContextHandle context_;
@@ -875,6 +935,41 @@ std::unique_ptr<Device> make_opencl_device(int index, const BackendOptions& opti
     require(index >= 0 && size_t(index) < all.size(), TCA_ERROR_DEVICE_NOT_FOUND,
             "no OpenCL device opencl:" + std::to_string(index) + " (" + std::to_string(all.size()) + " found)");
     return std::make_unique<OpenCLDevice>(all[size_t(index)], options);
+}
+
+std::unique_ptr<Device> make_opencl_device_external(void* context_ptr, void* device_ptr, void* queue_ptr,
+                                                    const BackendOptions& options) {
+    auto context = static_cast<cl_context>(context_ptr);
+    auto device = static_cast<cl_device_id>(device_ptr);
+    auto queue = static_cast<cl_command_queue>(queue_ptr);
+    require(context && device && queue, TCA_ERROR_INVALID_ARGUMENT, "opencl: null cl_context, cl_device_id or cl_command_queue");
+    // The three must fit together: the queue on this context and device, the device in the context.
+    cl_context queue_context = nullptr;
+    cl_device_id queue_device = nullptr;
+    check_handle(clGetCommandQueueInfo(queue, CL_QUEUE_CONTEXT, sizeof queue_context, &queue_context, nullptr),
+          "clGetCommandQueueInfo(CL_QUEUE_CONTEXT)");
+    check_handle(clGetCommandQueueInfo(queue, CL_QUEUE_DEVICE, sizeof queue_device, &queue_device, nullptr),
+          "clGetCommandQueueInfo(CL_QUEUE_DEVICE)");
+    require(queue_context == context, TCA_ERROR_INVALID_ARGUMENT, "opencl: the command queue belongs to another cl_context");
+    require(queue_device == device, TCA_ERROR_INVALID_ARGUMENT, "opencl: the command queue belongs to another device");
+    cl_command_queue_properties props = 0;
+    check_handle(clGetCommandQueueInfo(queue, CL_QUEUE_PROPERTIES, sizeof props, &props, nullptr), "clGetCommandQueueInfo");
+    require(!(props & CL_QUEUE_OUT_OF_ORDER_EXEC_MODE_ENABLE), TCA_ERROR_UNSUPPORTED,
+            "opencl: the command queue is out-of-order; libtca needs an in-order queue");
+    cl_platform_id platform = nullptr;
+    check_handle(clGetDeviceInfo(device, CL_DEVICE_PLATFORM, sizeof platform, &platform, nullptr), "clGetDeviceInfo(CL_DEVICE_PLATFORM)");
+    // Named like the listing when it is one of the listed devices, so tuning and caching match.
+    std::string name = "opencl:external";
+    for (const auto& e : entries())
+        if (e.device == device) name = e.info.name;
+    return std::make_unique<OpenCLDevice>(make_entry(platform, device, name), context, queue, options);
+}
+
+Buffer opencl_wrap_buffer(Device& dev, void* mem) {
+    auto* d = dynamic_cast<OpenCLDevice*>(&dev);
+    require(d != nullptr, TCA_ERROR_INVALID_ARGUMENT, dev.info().name + " is not an OpenCL context: cannot wrap a cl_mem");
+    require(mem != nullptr, TCA_ERROR_INVALID_ARGUMENT, "opencl: null cl_mem");
+    return d->wrap(static_cast<cl_mem>(mem));
 }
 
 namespace opencl_testing {

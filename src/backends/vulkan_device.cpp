@@ -31,6 +31,7 @@
 #include "backends/vulkan_testing.h"
 #include "device/backends.h"
 #include "device/embedded.h"
+#include "device/interop.h"
 
 namespace tca {
 
@@ -131,8 +132,10 @@ struct Context {
     VkPhysicalDevice phys = VK_NULL_HANDLE;
     VkDevice device = VK_NULL_HANDLE;
     uint32_t api_version = VK_API_VERSION_1_1;  // instance version asked for
+    bool external = false;  // the caller's instance and device (interop): never destroyed here
 
     ~Context() {
+        if (external) return;
         if (device) vkDestroyDevice(device, nullptr);
         if (messenger) {
             auto destroy = reinterpret_cast<PFN_vkDestroyDebugUtilsMessengerEXT>(
@@ -325,7 +328,9 @@ struct VkBuf final : BufferImpl {
     VkBuffer buffer = VK_NULL_HANDLE;
     VkDeviceMemory memory = VK_NULL_HANDLE;
     unsigned char* mapped = nullptr;  // null: device-local only, reached through staging copies
+    bool owned = true;                // false: the caller's VkBuffer (interop), never destroyed here
     ~VkBuf() override {
+        if (!owned) return;
         if (buffer) vkDestroyBuffer(ctx->device, buffer, nullptr);
         if (memory) vkFreeMemory(ctx->device, memory, nullptr);
     }
@@ -409,6 +414,43 @@ public:
         create_pipeline_cache();
     }
 
+    // On the caller's instance, device and queue (interop). Optional features are used only when the
+    // caller says it enabled them; pipelines and pools are built as usual and are ours to destroy.
+    VulkanDevice(const VulkanExternal& ext, const BackendOptions& options) : options_(options) {
+        ctx_ = std::make_shared<Context>();
+        ctx_->external = true;
+        ctx_->instance = static_cast<VkInstance>(ext.instance);
+        ctx_->phys = static_cast<VkPhysicalDevice>(ext.physical_device);
+        ctx_->device = static_cast<VkDevice>(ext.device);
+        ctx_->api_version = ext.api_version;
+        const auto pds = physical_devices(ctx_->instance);
+        require(std::find(pds.begin(), pds.end(), ctx_->phys) != pds.end(), TCA_ERROR_INVALID_ARGUMENT,
+                "vulkan: the physical device is not one of the instance's");
+        pi_ = query_phys(*ctx_, ctx_->phys);
+        require(pi_.props.apiVersion >= VK_API_VERSION_1_1, TCA_ERROR_UNSUPPORTED,
+                "vulkan: the physical device supports Vulkan 1.0 only; libtca needs 1.1");
+        uint32_t nq = 0;
+        vkGetPhysicalDeviceQueueFamilyProperties(ctx_->phys, &nq, nullptr);
+        std::vector<VkQueueFamilyProperties> qf(nq);
+        vkGetPhysicalDeviceQueueFamilyProperties(ctx_->phys, &nq, qf.data());
+        require(ext.queue_family < nq, TCA_ERROR_INVALID_ARGUMENT,
+                "vulkan: queue family " + std::to_string(ext.queue_family) + " does not exist (" + std::to_string(nq) +
+                    " families)");
+        require(qf[ext.queue_family].queueFlags & VK_QUEUE_COMPUTE_BIT, TCA_ERROR_INVALID_ARGUMENT,
+                "vulkan: queue family " + std::to_string(ext.queue_family) + " has no compute support");
+        pi_.compute_family = int(ext.queue_family);
+        pi_.timestamp_bits = qf[ext.queue_family].timestampValidBits;
+        info_ = device_info(pi_, 0);
+        info_.name = "vulkan:external";
+        use_fp16_storage_ = pi_.storage16 && ext.storage_buffer_16bit && !env_flag("TCA_VULKAN_DISABLE_FP16_STORAGE");
+        use_subgroups_ = subgroups_usable(pi_) && !env_flag("TCA_VULKAN_DISABLE_SUBGROUPS");
+        staging_only_ = env_flag("TCA_VULKAN_FORCE_STAGING");
+        log_pipelines_ = env_flag("TCA_VULKAN_LOG_PIPELINES");
+        queue_ = static_cast<VkQueue>(ext.queue);
+        create_queue_objects(ext.queue_family);
+        create_pipeline_cache();
+    }
+
     ~VulkanDevice() override {
         try {
             submit_and_wait();
@@ -416,7 +458,7 @@ public:
         }
         save_pipeline_cache();
         VkDevice d = ctx_->device;
-        vkDeviceWaitIdle(d);
+        if (!ctx_->external) vkDeviceWaitIdle(d);  // the caller's device may be busy with its own work
         keep_alive_.clear();
         scratch_.clear();
         dummy_.reset();
@@ -504,6 +546,24 @@ public:
     void gather(const GatherArgs& a) override;
     void colsum(const ColsumArgs& a) override;
 
+    // The caller's VkBuffer (interop) as one of our buffers: bound whole like ours, never destroyed.
+    Buffer wrap(VkBuffer buffer, uint64_t size) {
+        require(size <= info_.max_allocation, TCA_ERROR_UNSUPPORTED,
+                "vulkan: a buffer of " + std::to_string(size) + " bytes exceeds the device's storage-buffer range of " +
+                    std::to_string(info_.max_allocation) + " bytes (every binding is a whole buffer)");
+        VkMemoryRequirements req;
+        vkGetBufferMemoryRequirements(ctx_->device, buffer, &req);
+        require(size <= req.size, TCA_ERROR_INVALID_ARGUMENT,
+                "vulkan: buffer_size " + std::to_string(size) + " is larger than the VkBuffer (" + std::to_string(req.size) +
+                    " bytes of memory requirements)");
+        auto b = std::make_shared<VkBuf>();
+        b->ctx = ctx_;
+        b->buffer = buffer;
+        b->size = size;
+        b->owned = false;
+        return b;
+    }
+
     // ---- test hooks ------------------------------------------------------------------------------
     size_t cache_bytes_loaded() const { return cache_bytes_loaded_; }
     const std::string& cache_path() const { return cache_path_; }
@@ -542,10 +602,14 @@ private:
         dci.ppEnabledExtensionNames = enabled.data();
         VK_CHECK(vkCreateDevice(ctx_->phys, &dci, nullptr, &ctx_->device));
         vkGetDeviceQueue(ctx_->device, qci.queueFamilyIndex, 0, &queue_);
+        create_queue_objects(qci.queueFamilyIndex);
+    }
 
+    // Command pool and buffer, fence and timestamp pool for the queue of `family`.
+    void create_queue_objects(uint32_t family) {
         VkCommandPoolCreateInfo cpi{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
         cpi.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
-        cpi.queueFamilyIndex = qci.queueFamilyIndex;
+        cpi.queueFamilyIndex = family;
         VK_CHECK(vkCreateCommandPool(ctx_->device, &cpi, nullptr, &cmd_pool_));
         VkCommandBufferAllocateInfo cai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
         cai.commandPool = cmd_pool_;
@@ -645,6 +709,17 @@ private:
             recording_ = true;
             queries_used_ = 0;
             if (query_pool_) vkCmdResetQueryPool(cb_, query_pool_, 0, kMaxQueries);
+            if (ctx_->external) {
+                // The caller's earlier submissions to this queue (which may have written our inputs)
+                // complete, and their writes become visible, before anything of ours runs.
+                VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+                mb.srcAccessMask = VK_ACCESS_MEMORY_WRITE_BIT;
+                mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                                   VK_ACCESS_TRANSFER_WRITE_BIT;
+                vkCmdPipelineBarrier(cb_, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT,
+                                     VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0,
+                                     nullptr, 0, nullptr);
+            }
         }
         return cb_;
     }
@@ -680,6 +755,12 @@ private:
         mb.dstAccessMask = VK_ACCESS_HOST_READ_BIT;
         vkCmdPipelineBarrier(cb_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
                              VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, nullptr, 0, nullptr);
+        if (ctx_->external) {
+            // The caller's later submissions to this queue see our writes without barriers of their own.
+            mb.dstAccessMask = VK_ACCESS_MEMORY_READ_BIT | VK_ACCESS_MEMORY_WRITE_BIT;
+            vkCmdPipelineBarrier(cb_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                                 VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, 0, 1, &mb, 0, nullptr, 0, nullptr);
+        }
         recording_ = false;
         written_.clear();
         read_.clear();
@@ -1272,6 +1353,29 @@ std::unique_ptr<Device> make_vulkan_device(int index, const BackendOptions& opti
 }
 
 uint64_t vulkan_validation_message_count() { return g_validation_messages.load(); }
+
+std::unique_ptr<Device> make_vulkan_device_external(const VulkanExternal& ext, const BackendOptions& options) {
+    require(ext.instance && ext.physical_device && ext.device && ext.queue, TCA_ERROR_INVALID_ARGUMENT,
+            "vulkan: null VkInstance, VkPhysicalDevice, VkDevice or VkQueue");
+    require(ext.api_version >= VK_API_VERSION_1_1, TCA_ERROR_UNSUPPORTED,
+            "vulkan: api_version must be the instance's apiVersion, at least 1.1 (VK_API_VERSION_1_1)");
+    return std::make_unique<VulkanDevice>(ext, options);
+}
+
+Buffer vulkan_wrap_buffer(Device& dev, uint64_t buffer, uint64_t size) {
+    auto* d = dynamic_cast<VulkanDevice*>(&dev);
+    require(d != nullptr, TCA_ERROR_INVALID_ARGUMENT, dev.info().name + " is not a Vulkan context: cannot wrap a VkBuffer");
+    require(buffer != 0, TCA_ERROR_INVALID_ARGUMENT, "vulkan: null VkBuffer");
+    require(size > 0, TCA_ERROR_INVALID_ARGUMENT, "vulkan: buffer_size is 0");
+    VkBuffer b;
+    static_assert(sizeof(VkBuffer) <= sizeof(uint64_t), "VkBuffer wider than 64 bits");
+#if VK_USE_64_BIT_PTR_DEFINES
+    b = reinterpret_cast<VkBuffer>(static_cast<uintptr_t>(buffer));
+#else
+    b = static_cast<VkBuffer>(buffer);
+#endif
+    return d->wrap(b, size);
+}
 
 namespace vulkan_testing {
 

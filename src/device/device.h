@@ -213,6 +213,9 @@ public:
     virtual void read(const BufView& src, void* dst, size_t bytes) = 0;  // blocking
     virtual void fill_zero(const BufView& dst, size_t bytes) = 0;
     virtual void finish() = 0;
+    // Hands recorded work to the queue without necessarily waiting for it. Interop contexts call it at
+    // the end of every API call so that the caller's later submissions to the same queue run after it.
+    virtual void flush() { finish(); }
 
     // Ops (enqueued; see the argument structs for semantics).
     virtual void prefill(const PrefillArgs& a) = 0;

@@ -165,8 +165,12 @@ void check_profile_shape(const Profile& p, int q_heads, int kv_heads, int head_d
 Profile fixed_ratio_profile(const TcaParams& params, const ModelShape& shape, double keep_ratio) {
     validate_params(params);
     require(keep_ratio > 0 && keep_ratio <= 1, TCA_ERROR_INVALID_ARGUMENT, "keep ratio must lie in (0, 1]");
-    require(shape.layers >= 1 && shape.kv_heads >= 1 && shape.q_heads % shape.kv_heads == 0 && shape.head_dim >= 1,
-            TCA_ERROR_INVALID_ARGUMENT, "bad model shape");
+    require(shape.layers >= 1 && shape.q_heads >= 1 && shape.kv_heads >= 1 && shape.q_heads % shape.kv_heads == 0 &&
+                shape.head_dim >= 1,
+            TCA_ERROR_INVALID_ARGUMENT,
+            "bad model shape: " + std::to_string(shape.layers) + " layers, " + std::to_string(shape.q_heads) +
+                " query heads, " + std::to_string(shape.kv_heads) + " KV heads, head dim " + std::to_string(shape.head_dim) +
+                " (all must be positive; query heads a multiple of KV heads)");
     Profile p;
     p.shape = shape;
     p.params = params;
