@@ -354,7 +354,7 @@ ProfilePtr calibrate(const Config& cfg, tca_context* ctx, const DeviceFacts& dev
     const int L = cfg.calib_length > 0 ? cfg.calib_length : 2 * cfg.window;
     const auto data = make_inputs(cfg, L, cfg.seed);
     auto tq = upload(ctx, TCA_F32, cfg.heads, L, cfg.dim, data.q.data.data());
-    auto tk = upload(ctx, cfg.kv_dtype, cfg.kv_heads, L, cfg.dim, data.k.data.data());
+    auto tk = upload(ctx, TCA_F32, cfg.kv_heads, L, cfg.dim, data.k.data.data());  // calibration takes f32
     const tca_params p = params_of(cfg);
     const tca_tensor* q = tq.get();
     const tca_tensor* k = tk.get();

@@ -64,20 +64,22 @@ void register_bench(CLI::App& app) {
     cmd->add_option("--json", *json_path, "Write the results as JSON (schema: bench/bench-schema.json)");
     cmd->add_option("--csv", *csv_path, "Write the records as CSV");
     cmd->add_flag("--quick", cfg->quick,
-                  "Small sweep for CI and demos, under a minute on CPU drivers: 8/2 heads, lengths 1024,2048, "
-                  "window 256, 2 runs (explicit options win)");
+                  "Small sweep for CI and demos, under a minute on a CPU driver: lengths 512,1024, 4/2 heads, "
+                  "dim 64, keep 0.25, window 128, block 32, 2 runs (explicit options win)");
     cmd->callback([=] {
         bench::Config c = *cfg;
         c.kv_dtype = *dtype == "f32" ? TCA_F32 : TCA_F16;
         c.calibrate = !*no_calibrate;
         if (c.quick) {
             // Only what the user did not set explicitly.
-            if (cmd->count("--lengths") == 0) c.lengths = {1024, 2048};
-            if (cmd->count("--heads") == 0) c.heads = 8;
+            if (cmd->count("--lengths") == 0) c.lengths = {512, 1024};
+            if (cmd->count("--heads") == 0) c.heads = 4;
             if (cmd->count("--kv-heads") == 0) c.kv_heads = 2;
+            if (cmd->count("--dim") == 0) c.dim = 64;
             if (cmd->count("--runs") == 0) c.runs = 2;
-            if (cmd->count("--window") == 0) c.window = 256;
-            if (cmd->count("--block") == 0) c.block = 64;
+            if (cmd->count("--keep") == 0) c.keep = {0.25};
+            if (cmd->count("--window") == 0) c.window = 128;
+            if (cmd->count("--block") == 0) c.block = 32;
         }
         c.command = command_line(c, *dtype);
         const bench::Results r = bench::run(c);

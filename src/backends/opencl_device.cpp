@@ -632,10 +632,8 @@ public:
     void stream_copy(const CopyArgs& a) override {
         validate(a);
         OpScope op(*this, "copy");
-        // A grid of a few waves per compute unit; the kernel strides over the rest.
         const size_t units = a.bytes / 16, wg = std::min<size_t>(max_wg_, 256);
-        const size_t global = std::min(ceil_div(units, wg) * wg, size_t(compute_units_) * wg * 16);
-        launch(kernel("copy.cl", "", "copy_u4"), Range(global), Range(wg), mem(a.src), cl_long(a.src.offset / 16),
+        launch(kernel("copy.cl", "", "copy_u4"), Range(units), Range(wg), mem(a.src), cl_long(a.src.offset / 16),
                mem(a.dst), cl_long(a.dst.offset / 16), cl_long(units));
     }
 

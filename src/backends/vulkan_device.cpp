@@ -378,7 +378,7 @@ struct GatherPC {  // shaders/gather.comp
     uint32_t dst_tokens, src_tokens, dim, heads;
 };
 struct CopyPC {  // shaders/copy.comp
-    uint32_t src_off, dst_off, n, groups;
+    uint32_t src_off, dst_off, n, gx;
 };
 
 struct GemmPC {  // shaders/gemm.comp
@@ -1267,23 +1267,24 @@ void VulkanDevice::stream_copy(const CopyArgs& a) {
     CopyPC pc{};
     pc.src_off = uint32_t(a.src.offset / 16), pc.dst_off = uint32_t(a.dst.offset / 16);
     pc.n = uint32_t(a.bytes / 16);
-    // Enough workgroups to fill any device; the shader strides over the rest.
-    pc.groups = std::min<uint32_t>(ceil_div(pc.n, kSmallWG * 4), 4096);
-    dispatch("copy.comp", {kSmallWG}, pc, {in(a.src), out(a.dst)}, pc.groups);
+    constexpr uint32_t kWG = 256;
+    const uint32_t groups = ceil_div(pc.n, kWG);
+    pc.gx = std::min<uint32_t>(groups, 32768);
+    dispatch("copy.comp", {kWG}, pc, {in(a.src), out(a.dst)}, pc.gx, ceil_div(groups, pc.gx));
 }
 
 // Register-blocked tiles of shaders/gemm.comp: GPUs take 64x64 tiles of 4x4 blocks (256
 // invocations); CPU drivers run a workgroup's invocations as SIMD lanes in a loop, so fewer,
-// fatter invocations (8x8 blocks) keep more of the work in registers.
-// TCA_VULKAN_GEMM_TILES="BM,BN,BK,TM,TN" overrides (a tuning knob).
+// fatter invocations (8x8 blocks) keep more of the work in registers, and skip the shared-memory
+// staging (see shaders/gemm.comp). TCA_VULKAN_GEMM_TILES="BM,BN,BK,TM,TN[,STAGE]" overrides.
 void VulkanDevice::gemm(const GemmArgs& a) {
     validate(a);
     require(gemm_supported(a.dtype), TCA_ERROR_UNSUPPORTED, "vulkan: the GEMM probe is f32 only");
     OpScope op(this, "gemm");
-    uint32_t bm = 64, bn = 64, bk = 16, tm = 4, tn = 4;
-    if (info_.type == TCA_DEVICE_CPU_DRIVER) tm = tn = 8;
+    uint32_t bm = 64, bn = 64, bk = 16, tm = 4, tn = 4, stage = 1;
+    if (info_.type == TCA_DEVICE_CPU_DRIVER) tm = tn = 8, stage = 0;
     if (const char* e = std::getenv("TCA_VULKAN_GEMM_TILES"))
-        std::sscanf(e, "%u,%u,%u,%u,%u", &bm, &bn, &bk, &tm, &tn);
+        std::sscanf(e, "%u,%u,%u,%u,%u,%u", &bm, &bn, &bk, &tm, &tn, &stage);
     const auto& lim = pi_.props.limits;
     require(tm > 0 && tn > 0 && bk > 0 && bm % tm == 0 && bn % tn == 0 &&
                 (bm / tm) * (bn / tn) <= lim.maxComputeWorkGroupInvocations && (bm + bn) * bk * 4 <= lim.maxComputeSharedMemorySize,
@@ -1291,7 +1292,7 @@ void VulkanDevice::gemm(const GemmArgs& a) {
     GemmPC pc{};
     pc.a_off = elem_off(a.a, DType::f32), pc.b_off = elem_off(a.b, DType::f32), pc.c_off = elem_off(a.c, DType::f32);
     pc.m = uint32_t(a.m), pc.n = uint32_t(a.n), pc.k = uint32_t(a.k);
-    dispatch("gemm.comp", {bn / tn, bm / tm, bm, bn, bk, tm, tn}, pc, {in(a.a), in(a.b), out(a.c)}, ceil_div(a.n, bn),
+    dispatch("gemm.comp", {bn / tn, bm / tm, bm, bn, bk, tm, tn, stage ? 1u : 0u}, pc, {in(a.a), in(a.b), out(a.c)}, ceil_div(a.n, bn),
              ceil_div(a.m, bm));
 }
 
