@@ -153,10 +153,10 @@ public:
 
 private:
     template <class F>
-    double median_ms(F&& call) {
+    double median_ms(F&& call, int n_runs = 0) {
         check(tca_context_set_profiling(ctx_, 1), "profiling");
         std::vector<tca_call_stats> runs;
-        for (int i = 0; i < cfg_.warmup + cfg_.runs; ++i) {
+        for (int i = 0; i < cfg_.warmup + (n_runs > 0 ? n_runs : cfg_.runs); ++i) {
             call();
             if (i >= cfg_.warmup) runs.push_back(stats_of(ctx_));
         }
@@ -201,9 +201,9 @@ private:
         auto to1 = output(ctx_, hq, 1, d);
         r.prefill_ms = median_ms([&] { check(tca_dense_prefill(ctx_, tq_.get(), tk_.get(), tv_.get(), to.get(), 0.f), "prefill"); });
         r.stages.attend = r.prefill_ms;
-        r.decode_ms = median_ms([&] {
-            check(tca_dense_decode(ctx_, tq1.get(), tk_.get(), tv_.get(), L_, to1.get(), 0.f), "decode");
-        });
+        r.decode_ms = median_ms(
+            [&] { check(tca_dense_decode(ctx_, tq1.get(), tk_.get(), tv_.get(), L_, to1.get(), 0.f), "decode"); },
+            std::max(cfg_.runs, cfg_.runs * cfg_.decode_steps));
         r.kv_bytes = r.kv_dense_bytes;
         rates(r);
         dense_o_ = download(to.get(), data_.q.data.size());
@@ -245,7 +245,8 @@ private:
         return nmse(outs[0], outs[1]);
     }
 
-    // TCA prefill (selection, sparse attention, compaction) and one decode step through a cache.
+    // TCA prefill (selection, sparse attention, compaction), then decode_steps decode steps, through
+    // a cache. The decode median is over all steps of all runs (the cache grows by a few tokens).
     Record run_tca(const Record& dense, const std::string& name, tca_profile* prof) {
         const int hq = cfg_.heads, hkv = cfg_.kv_heads, d = cfg_.dim;
         auto to = output(ctx_, hq, L_, d);
@@ -259,7 +260,7 @@ private:
         auto tq1 = upload(ctx_, TCA_F32, hq, 1, d, q1.data()), to1 = output(ctx_, hq, 1, d);
         auto tk1 = upload(ctx_, cfg_.kv_dtype, hkv, 1, d, k1.data()), tv1 = upload(ctx_, cfg_.kv_dtype, hkv, 1, d, v1.data());
         tca_cache* c = nullptr;
-        check(tca_cache_create(ctx_, prof, 0, hq, hkv, d, cfg_.kv_dtype, L_ + 1, &c), "cache");
+        check(tca_cache_create(ctx_, prof, 0, hq, hkv, d, cfg_.kv_dtype, L_ + cfg_.decode_steps, &c), "cache");
         CachePtr cache(c);
 
         Record r = base();
@@ -270,8 +271,11 @@ private:
             check(tca_cache_reset(c), "reset");
             check(tca_cache_prefill(c, tq_.get(), tk_.get(), tv_.get(), to.get()), "tca prefill");
             const tca_call_stats sp = stats_of(ctx_);
-            check(tca_cache_decode(c, tq1.get(), tk1.get(), tv1.get(), to1.get()), "tca decode");
-            if (i >= cfg_.warmup) pre.push_back(sp), dec.push_back(stats_of(ctx_));
+            if (i >= cfg_.warmup) pre.push_back(sp);
+            for (int step = 0; step < cfg_.decode_steps; ++step) {
+                check(tca_cache_decode(c, tq1.get(), tk1.get(), tv1.get(), to1.get()), "tca decode");
+                if (i >= cfg_.warmup) dec.push_back(stats_of(ctx_));
+            }
         }
         check(tca_context_set_profiling(ctx_, 0), "profiling");
         const tca_call_stats m = median_run(pre);

@@ -23,6 +23,7 @@ struct Config {
     int heads = 32, kv_heads = 8, dim = 128;
     tca_dtype kv_dtype = TCA_F16;
     int runs = 5, warmup = 1;
+    int decode_steps = 8;  // timed decode steps per prefill (decode is short: more samples, same cost)
     int check_rows = 16;  // query rows checked against the reference per case
     int bound_rows = 8;   // query rows (every head) whose error bound is evaluated per TCA case
     unsigned seed = 1;

@@ -76,7 +76,7 @@ void write_json(const Results& res, const std::string& path) {
     j["command"] = c.command;
     j["config"] = {{"lengths", c.lengths},   {"heads", c.heads},       {"kv_heads", c.kv_heads},
                    {"dim", c.dim},           {"kv_dtype", c.kv_dtype == TCA_F32 ? "f32" : "f16"},
-                   {"runs", c.runs},         {"warmup", c.warmup},     {"keep", c.keep},
+                   {"runs", c.runs},         {"warmup", c.warmup},     {"decode_steps", c.decode_steps},     {"keep", c.keep},
                    {"workload", c.workload}, {"window", c.window},     {"block", c.block},
                    {"tau", c.tau},           {"alpha", c.alpha},       {"seed", c.seed},
                    {"quick", c.quick}};

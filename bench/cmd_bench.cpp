@@ -18,8 +18,8 @@ std::string command_line(const bench::Config& c, const std::string& dtype) {
     std::string s = "tca bench";
     if (!c.devices.empty()) s += " --device " + join(c.devices);
     if (!c.lengths.empty()) s += " --lengths " + join(c.lengths);
-    s += fmt::format(" --heads {} --kv-heads {} --dim {} --kv-dtype {} --runs {} --warmup {}", c.heads, c.kv_heads,
-                     c.dim, dtype, c.runs, c.warmup);
+    s += fmt::format(" --heads {} --kv-heads {} --dim {} --kv-dtype {} --runs {} --warmup {} --decode-steps {}", c.heads,
+                     c.kv_heads, c.dim, dtype, c.runs, c.warmup, c.decode_steps);
     if (!c.keep.empty()) s += " --keep " + join(c.keep);
     s += fmt::format(" --workload {} --window {} --block {} --tau {} --alpha {} --seed {}", c.workload, c.window,
                      c.block, c.tau, c.alpha, c.seed);
@@ -49,6 +49,8 @@ void register_bench(CLI::App& app) {
     cmd->add_option("--kv-dtype", *dtype, "K/V storage: f16 or f32")->check(CLI::IsMember({"f16", "f32"}));
     cmd->add_option("--runs", cfg->runs, "Timed runs per case (median reported)")->check(CLI::PositiveNumber);
     cmd->add_option("--warmup", cfg->warmup, "Untimed runs first")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--decode-steps", cfg->decode_steps, "Timed decode steps per run (default 8)")
+        ->check(CLI::PositiveNumber);
     cmd->add_option("--keep", cfg->keep, "TCA fixed keep ratios (default 0.1,0.25,0.4)")->delimiter(',');
     cmd->add_option("--workload", cfg->workload,
                     "Synthetic kind of the inputs and of the calibration sequence: sink, local, uniform, bipolar, "
