@@ -1,33 +1,21 @@
+// tca bench: the measurement loop (see bench.h). Every measured call goes through tca.h.
 #include "bench.h"
 
 #include <fmt/core.h>
 
 #include <algorithm>
-#include <cmath>
+#include <chrono>
 #include <cstring>
-#include <memory>
-#include <random>
-#include <stdexcept>
+#include <ctime>
 
+#include "bench_api.h"
+#include "bench_check.h"
 #include "core/half.h"
+#include "method/synth.h"
 
 namespace tca::bench {
 
-namespace {
-
-void check(tca_status s, const char* what) {
-    if (s != TCA_OK) throw std::runtime_error(fmt::format("{}: {} ({})", what, tca_last_error(), tca_status_name(s)));
-}
-
-// RAII owners for API handles.
-struct ContextDeleter {
-    void operator()(tca_context* c) const { tca_context_destroy(c); }
-};
-struct TensorDeleter {
-    void operator()(tca_tensor* t) const { tca_tensor_destroy(t); }
-};
-using Context = std::unique_ptr<tca_context, ContextDeleter>;
-using TensorPtr = std::unique_ptr<tca_tensor, TensorDeleter>;
+// ---- API helpers (bench_api.h) ---------------------------------------------------------------
 
 Context open(const std::string& name) {
     tca_context* c = nullptr;
@@ -35,7 +23,6 @@ Context open(const std::string& name) {
     return Context(c);
 }
 
-// A device tensor filled from host floats (converted to fp16 if asked).
 TensorPtr upload(tca_context* ctx, tca_dtype dt, int h, int l, int d, const float* data) {
     tca_tensor* t = nullptr;
     check(tca_tensor_create(ctx, dt, h, l, d, &t), "allocate");
@@ -63,239 +50,400 @@ std::vector<float> download(const tca_tensor* t, size_t n) {
     return v;
 }
 
-std::vector<float> randn(size_t n, unsigned seed, float sigma) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> dist(0.f, sigma);
-    std::vector<float> v(n);
-    for (float& x : v) x = dist(rng);
-    return v;
+namespace {
+
+tca_call_stats stats_of(tca_context* ctx) {
+    tca_call_stats st{};
+    st.struct_size = sizeof st;
+    check(tca_context_last_stats(ctx, &st), "stats");
+    return st;
 }
 
-double nmse(const std::vector<float>& ref, const std::vector<float>& x) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < ref.size(); ++i) {
-        num += (double(ref[i]) - x[i]) * (double(ref[i]) - x[i]);
-        den += double(ref[i]) * ref[i];
+// The run whose total is the median stands for the case, so its parts add up to its total.
+tca_call_stats median_run(std::vector<tca_call_stats> v) {
+    std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.total_ms < b.total_ms; });
+    return v[v.size() / 2];
+}
+
+const char* type_name(tca_device_type t) {
+    switch (t) {
+        case TCA_DEVICE_DISCRETE_GPU: return "discrete_gpu";
+        case TCA_DEVICE_INTEGRATED_GPU: return "integrated_gpu";
+        case TCA_DEVICE_CPU_DRIVER: return "cpu_driver";
+        case TCA_DEVICE_REFERENCE: return "reference";
+        default: return "other";
     }
-    return den > 0 ? num / den : num;
 }
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v.empty() ? 0 : v[v.size() / 2];
+bool is_gpu(const DeviceFacts& f) { return f.type == "discrete_gpu" || f.type == "integrated_gpu"; }
+
+std::string now_utc() {
+    const std::time_t t = std::time(nullptr);
+    char b[32];
+    std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+    return b;
 }
 
-// Runs `call` warmup + runs times with profiling on; returns the median device time.
-template <class F>
-double time_device(tca_context* ctx, const Config& cfg, F&& call) {
-    check(tca_context_set_profiling(ctx, 1), "profiling");
-    std::vector<double> ms;
-    for (int i = 0; i < cfg.warmup + cfg.runs; ++i) {
-        call();
-        tca_call_stats st{};
-        st.struct_size = sizeof st;
-        check(tca_context_last_stats(ctx, &st), "stats");
-        if (i >= cfg.warmup) ms.push_back(st.total_ms);
+tca_params params_of(const Config& cfg) {
+    tca_params p{};
+    p.struct_size = sizeof p;
+    check(tca_params_init(&p), "params");
+    p.block = cfg.block, p.window = cfg.window, p.tau = cfg.tau, p.alpha = cfg.alpha;
+    return p;
+}
+
+// Synthetic inputs of the workload kind; K/V rounded to what the device will store, so host-side
+// checks see exactly the device's values.
+method::SynthData make_inputs(const Config& cfg, int L, uint64_t seed) {
+    method::SynthSpec spec;
+    spec.kind = method::parse_synth_kind(cfg.workload);
+    spec.q_heads = cfg.heads, spec.kv_heads = cfg.kv_heads, spec.len = L, spec.dim = cfg.dim, spec.seed = seed;
+    method::SynthData s = method::synthesize(spec);
+    if (cfg.kv_dtype == TCA_F16)
+        for (auto* t : {&s.k, &s.v})
+            for (float& x : t->data) x = half_to_float(float_to_half(x));
+    return s;
+}
+
+// Progress on stderr: which case, how many are left.
+struct Progress {
+    size_t total = 0, done = 0;
+    std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+    void step(const std::string& what) {
+        ++done;
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        fmt::print(stderr, "[{}/{}] {} ({} left, {:.0f} s elapsed)\n", done, total, what, total - done, s);
     }
-    check(tca_context_set_profiling(ctx, 0), "profiling");
-    return median(ms);
-}
+};
 
-// Checks the last `rows` query rows of the first KV group against the reference: the device
-// and the reference each run a small problem made of exactly those rows' keys.
-double check_prefill(tca_context* dev, tca_context* ref, const Config& cfg, int L, const std::vector<float>& q,
-                     const std::vector<float>& k, const std::vector<float>& v) {
-    const int group = cfg.heads / cfg.kv_heads, d = cfg.dim;
-    const int rows = std::min(cfg.check_rows, L);
-    // Query rows L-rows..L-1 of heads 0..group-1, as a [group, rows, d] tensor; keys of KV head 0.
-    std::vector<float> qs(size_t(group) * rows * d);
-    for (int h = 0; h < group; ++h)
-        std::memcpy(&qs[size_t(h) * rows * d], &q[(size_t(h) * L + (L - rows)) * d], size_t(rows) * d * 4);
-    std::vector<float> outs[2];
-    int i = 0;
-    for (tca_context* ctx : {ref, dev}) {
-        auto tq = upload(ctx, TCA_F32, group, rows, d, qs.data());
-        auto tk = upload(ctx, cfg.kv_dtype, 1, L, d, k.data());
-        auto tv = upload(ctx, cfg.kv_dtype, 1, L, d, v.data());
-        auto to = output(ctx, group, rows, d);
-        check(tca_dense_prefill_chunk(ctx, tq.get(), tk.get(), tv.get(), to.get(), L - rows, 0.f), "check prefill");
-        outs[i++] = download(to.get(), qs.size());
+// One device's measurements at one length.
+class Case {
+public:
+    Case(const Config& cfg, tca_context* ctx, tca_context* ref, const DeviceRun& dr, int L, Progress& progress,
+         Results& out)
+        : cfg_(cfg), ctx_(ctx), ref_(ref), dr_(dr), L_(L), progress_(progress), out_(out) {
+        shape_ = CaseShape{cfg.heads, cfg.kv_heads, L, cfg.dim, cfg.window};
     }
-    return nmse(outs[0], outs[1]);
-}
 
-// Per-row relative L1 error of `x` against `ref`, both [heads, L, d]: (mean, max).
-std::pair<double, double> rel_l1(const std::vector<float>& ref, const std::vector<float>& x, int d) {
-    double sum = 0, worst = 0;
-    const size_t rows = ref.size() / d;
-    for (size_t r = 0; r < rows; ++r) {
-        double num = 0, den = 0;
-        for (int i = 0; i < d; ++i) {
-            num += std::fabs(double(ref[r * d + i]) - x[r * d + i]);
-            den += std::fabs(double(ref[r * d + i]));
+    void run(const std::vector<std::pair<std::string, tca_profile*>>& profiles) {
+        data_ = make_inputs(cfg_, L_, cfg_.seed + 1000);
+        const int hq = cfg_.heads, hkv = cfg_.kv_heads, d = cfg_.dim;
+        tq_ = upload(ctx_, TCA_F32, hq, L_, d, data_.q.data.data());
+        tk_ = upload(ctx_, cfg_.kv_dtype, hkv, L_, d, data_.k.data.data());
+        tv_ = upload(ctx_, cfg_.kv_dtype, hkv, L_, d, data_.v.data.data());
+        progress_.step(fmt::format("{} L={} dense", dr_.facts.name, L_));
+        const Record dense = run_dense();
+        out_.records.push_back(dense);
+        bounds_ = bound_rows(data_.q.data, data_.k.data, data_.v.data, shape_, cfg_.bound_rows);
+        for (const auto& [name, prof] : profiles) {
+            progress_.step(fmt::format("{} L={} tca {}", dr_.facts.name, L_, name));
+            try {
+                out_.records.push_back(run_tca(dense, name, prof));
+            } catch (const ApiError& e) {
+                if (e.status != TCA_ERROR_OUT_OF_MEMORY && e.status != TCA_ERROR_UNSUPPORTED) throw;
+                skip(out_, dr_.facts.name, L_, "tca " + name, e.what());
+            }
         }
-        const double e = den > 0 ? num / den : num;
-        sum += e;
-        worst = std::max(worst, e);
     }
-    return {sum / rows, worst};
+
+    static void skip(Results& out, const std::string& dev, int L, const std::string& what, const std::string& why) {
+        fmt::print(stderr, "skip: {} L={} {}: {}\n", dev, L, what, why);
+        out.skipped.push_back({dev, L, what, why});
+    }
+
+private:
+    template <class F>
+    double median_ms(F&& call, int n_runs = 0) {
+        check(tca_context_set_profiling(ctx_, 1), "profiling");
+        std::vector<tca_call_stats> runs;
+        for (int i = 0; i < cfg_.warmup + (n_runs > 0 ? n_runs : cfg_.runs); ++i) {
+            call();
+            if (i >= cfg_.warmup) runs.push_back(stats_of(ctx_));
+        }
+        check(tca_context_set_profiling(ctx_, 0), "profiling");
+        return median_run(runs).total_ms;
+    }
+
+    Record base() const {
+        Record r;
+        r.dev = dr_.facts;
+        r.length = L_, r.heads = cfg_.heads, r.kv_heads = cfg_.kv_heads, r.dim = cfg_.dim;
+        r.window = cfg_.window, r.block = cfg_.block;
+        r.kv_dtype = cfg_.kv_dtype == TCA_F32 ? "f32" : "f16";
+        const double es = cfg_.kv_dtype == TCA_F32 ? 4 : 2;
+        r.kv_dense_bytes = 2.0 * cfg_.kv_heads * double(L_) * cfg_.dim * es;
+        return r;
+    }
+
+    // Attention flops of a causal prefill over `pairs` (query, key) pairs: QK^T and PV.
+    double flops(double fraction) const {
+        return 4.0 * cfg_.heads * cfg_.dim * (double(L_) * (L_ + 1) / 2) * fraction;
+    }
+
+    void rates(Record& r) const {
+        r.prefill_gflops = r.stages.attend > 0 ? flops(r.attended_fraction) / (r.stages.attend * 1e6) : 0;
+        // Decode reads the cached K/V once (plus q and o, negligible).
+        r.decode_gbps = r.decode_ms > 0 ? r.kv_bytes / (r.decode_ms * 1e6) : 0;
+        const auto& rl = dr_.roofline;
+        r.prefill_roofline = rl.f32_gflops > 0 ? r.prefill_gflops / rl.f32_gflops : 0;
+        r.decode_roofline = rl.copy_gbps > 0 ? r.decode_gbps / rl.copy_gbps : 0;
+    }
+
+    Record run_dense() {
+        const int hq = cfg_.heads, d = cfg_.dim;
+        Record r = base();
+        r.method = r.profile = "dense";
+        auto to = output(ctx_, hq, L_, d);
+        // Decode: the last token's query against all L keys.
+        std::vector<float> q1(size_t(hq) * d);
+        for (int h = 0; h < hq; ++h) std::memcpy(&q1[size_t(h) * d], data_.q.row(h, L_ - 1), size_t(d) * 4);
+        auto tq1 = upload(ctx_, TCA_F32, hq, 1, d, q1.data());
+        auto to1 = output(ctx_, hq, 1, d);
+        r.prefill_ms = median_ms([&] { check(tca_dense_prefill(ctx_, tq_.get(), tk_.get(), tv_.get(), to.get(), 0.f), "prefill"); });
+        r.stages.attend = r.prefill_ms;
+        r.decode_ms = median_ms(
+            [&] { check(tca_dense_decode(ctx_, tq1.get(), tk_.get(), tv_.get(), L_, to1.get(), 0.f), "decode"); },
+            std::max(cfg_.runs, cfg_.runs * cfg_.decode_steps));
+        r.kv_bytes = r.kv_dense_bytes;
+        rates(r);
+        dense_o_ = download(to.get(), data_.q.data.size());
+        r.dense_nmse_prefill = check_prefill_rows();
+        r.dense_nmse_decode = check_decode(q1);
+        return r;
+    }
+
+    // The last check_rows query rows of the first KV group, on the device and on the reference.
+    double check_prefill_rows() {
+        const int group = cfg_.heads / cfg_.kv_heads, d = cfg_.dim, rows = std::min(cfg_.check_rows, L_);
+        std::vector<float> qs(size_t(group) * rows * d);
+        for (int h = 0; h < group; ++h) std::memcpy(&qs[size_t(h) * rows * d], data_.q.row(h, L_ - rows), size_t(rows) * d * 4);
+        std::vector<float> outs[2];
+        int i = 0;
+        for (tca_context* c : {ref_, ctx_}) {
+            auto tq = upload(c, TCA_F32, group, rows, d, qs.data());
+            auto tk = upload(c, cfg_.kv_dtype, 1, L_, d, data_.k.data.data());
+            auto tv = upload(c, cfg_.kv_dtype, 1, L_, d, data_.v.data.data());
+            auto to = output(c, group, rows, d);
+            check(tca_dense_prefill_chunk(c, tq.get(), tk.get(), tv.get(), to.get(), L_ - rows, 0.f), "check prefill");
+            outs[i++] = download(to.get(), qs.size());
+        }
+        return nmse(outs[0], outs[1]);
+    }
+
+    double check_decode(const std::vector<float>& q1) {
+        const int group = cfg_.heads / cfg_.kv_heads, d = cfg_.dim;
+        std::vector<float> outs[2];
+        int i = 0;
+        for (tca_context* c : {ref_, ctx_}) {
+            auto a = upload(c, TCA_F32, group, 1, d, q1.data());
+            auto b = upload(c, cfg_.kv_dtype, 1, L_, d, data_.k.data.data());
+            auto e = upload(c, cfg_.kv_dtype, 1, L_, d, data_.v.data.data());
+            auto o = output(c, group, 1, d);
+            check(tca_dense_decode(c, a.get(), b.get(), e.get(), L_, o.get(), 0.f), "check decode");
+            outs[i++] = download(o.get(), size_t(group) * d);
+        }
+        return nmse(outs[0], outs[1]);
+    }
+
+    // TCA prefill (selection, sparse attention, compaction), then decode_steps decode steps, through
+    // a cache. The decode median is over all steps of all runs (the cache grows by a few tokens).
+    Record run_tca(const Record& dense, const std::string& name, tca_profile* prof) {
+        const int hq = cfg_.heads, hkv = cfg_.kv_heads, d = cfg_.dim;
+        auto to = output(ctx_, hq, L_, d);
+        // The decode step's token: the last prompt token's q/k/v again (any finite data times the same).
+        std::vector<float> q1(size_t(hq) * d), k1(size_t(hkv) * d), v1(size_t(hkv) * d);
+        for (int h = 0; h < hq; ++h) std::memcpy(&q1[size_t(h) * d], data_.q.row(h, L_ - 1), size_t(d) * 4);
+        for (int h = 0; h < hkv; ++h) {
+            std::memcpy(&k1[size_t(h) * d], data_.k.row(h, L_ - 1), size_t(d) * 4);
+            std::memcpy(&v1[size_t(h) * d], data_.v.row(h, L_ - 1), size_t(d) * 4);
+        }
+        auto tq1 = upload(ctx_, TCA_F32, hq, 1, d, q1.data()), to1 = output(ctx_, hq, 1, d);
+        auto tk1 = upload(ctx_, cfg_.kv_dtype, hkv, 1, d, k1.data()), tv1 = upload(ctx_, cfg_.kv_dtype, hkv, 1, d, v1.data());
+        tca_cache* c = nullptr;
+        check(tca_cache_create(ctx_, prof, 0, hq, hkv, d, cfg_.kv_dtype, L_ + cfg_.decode_steps, &c), "cache");
+        CachePtr cache(c);
+
+        Record r = base();
+        r.method = "tca", r.profile = name;
+        check(tca_context_set_profiling(ctx_, 1), "profiling");
+        std::vector<tca_call_stats> pre, dec;
+        for (int i = 0; i < cfg_.warmup + cfg_.runs; ++i) {
+            check(tca_cache_reset(c), "reset");
+            check(tca_cache_prefill(c, tq_.get(), tk_.get(), tv_.get(), to.get()), "tca prefill");
+            const tca_call_stats sp = stats_of(ctx_);
+            if (i >= cfg_.warmup) pre.push_back(sp);
+            for (int step = 0; step < cfg_.decode_steps; ++step) {
+                check(tca_cache_decode(c, tq1.get(), tk1.get(), tv1.get(), to1.get()), "tca decode");
+                if (i >= cfg_.warmup) dec.push_back(stats_of(ctx_));
+            }
+        }
+        check(tca_context_set_profiling(ctx_, 0), "profiling");
+        const tca_call_stats m = median_run(pre);
+        r.prefill_ms = m.total_ms;
+        r.stages = Stages{m.score_ms, m.metric_ms, m.sort_ms, m.select_ms, m.attend_ms, m.other_ms};
+        r.decode_ms = median_run(dec).total_ms;
+        r.prefill_speedup = dense.prefill_ms / r.prefill_ms;
+        r.decode_speedup = dense.decode_ms / r.decode_ms;
+
+        // Sizes, kept sets and outputs of one more (untimed) prefill.
+        check(tca_cache_reset(c), "reset");
+        check(tca_cache_prefill(c, tq_.get(), tk_.get(), tv_.get(), to.get()), "tca prefill");
+        uint64_t bytes = 0, dense_bytes = 0;
+        check(tca_cache_size(c, &bytes, &dense_bytes, nullptr), "size");
+        r.kv_bytes = double(bytes);
+        r.kv_reduction = dense_bytes ? 1.0 - double(bytes) / double(dense_bytes) : 0;
+        std::vector<std::vector<int>> kept(static_cast<size_t>(hkv));
+        int64_t kept_total = 0;
+        for (int h = 0; h < hkv; ++h) {
+            int n = 0;
+            check(tca_cache_kept_positions(c, h, nullptr, 0, &n), "kept positions");
+            kept[size_t(h)].resize(size_t(n));
+            check(tca_cache_kept_positions(c, h, kept[size_t(h)].data(), n, &n), "kept positions");
+            kept_total += n;
+        }
+        const int n_global = std::max(0, L_ - cfg_.window);
+        r.keep_fraction = n_global > 0 ? double(kept_total) / (double(n_global) * hkv) : 1.0;
+        r.attended_fraction = attended_fraction(kept, shape_);
+        rates(r);
+        const auto tca_o = download(to.get(), dense_o_.size());
+        std::tie(r.mean_rel_l1, r.max_rel_l1) = rel_l1(dense_o_, tca_o, shape_, cfg_.window);
+        const BoundCheck b = check_bound(bounds_, kept, dense_o_, tca_o, shape_);
+        r.worst_bound_slack = b.worst_slack, r.max_bound_use = b.max_use, r.bound_rows = b.rows;
+        return r;
+    }
+
+    const Config& cfg_;
+    tca_context* ctx_;
+    tca_context* ref_;
+    const DeviceRun& dr_;
+    int L_;
+    Progress& progress_;
+    Results& out_;
+    CaseShape shape_;
+    method::SynthData data_;
+    TensorPtr tq_, tk_, tv_;
+    std::vector<float> dense_o_;
+    BoundRows bounds_;
+};
+
+DeviceRun describe(tca_context* ctx, const Config& cfg) {
+    tca_device_info info{};
+    info.struct_size = sizeof info;
+    check(tca_context_device_info(ctx, &info), "device info");
+    DeviceRun d;
+    d.facts = DeviceFacts{info.name, info.api, info.vendor, info.device, info.driver, type_name(info.type),
+                          info.global_memory, info.max_allocation};
+    d.lengths = cfg.lengths;
+    if (d.lengths.empty()) {
+        d.lengths = {4096, 8192, 16384, 32768};
+        if (is_gpu(d.facts)) d.lengths.insert(d.lengths.end(), {65536, 131072});
+    }
+    return d;
 }
 
-// TCA prefill (selection + sparse attention + compaction) and one decode step through a
-// tca_cache at a fixed keep ratio, on the same inputs as the dense record.
-Record run_tca(tca_context* ctx, const Config& cfg, const Record& dense, double keep, const tca_tensor* q,
-               const tca_tensor* k, const tca_tensor* v, const std::vector<float>& dense_o) {
-    const int hq = cfg.heads, hkv = cfg.kv_heads, d = cfg.dim, L = dense.length;
-    tca_params params{};
-    params.struct_size = sizeof params;
-    check(tca_params_init(&params), "params");
-    params.block = cfg.block, params.window = cfg.window;
-    tca_profile* prof = nullptr;
-    check(tca_profile_fixed(&params, 1, hq, hkv, d, keep, &prof), "fixed profile");
-    std::unique_ptr<tca_profile, tca_status (*)(tca_profile*)> prof_owner(prof, tca_profile_destroy);
-    auto to = output(ctx, hq, L, d);
-    auto q1 = output(ctx, hq, 1, d), o1 = output(ctx, hq, 1, d);
-    tca_tensor *k1 = nullptr, *v1 = nullptr;
-    check(tca_tensor_create(ctx, cfg.kv_dtype, hkv, 1, d, &k1), "allocate");
-    check(tca_tensor_create(ctx, cfg.kv_dtype, hkv, 1, d, &v1), "allocate");
-    TensorPtr k1_owner(k1), v1_owner(v1);
-    tca_cache* cache = nullptr;
-    check(tca_cache_create(ctx, prof, 0, hq, hkv, d, cfg.kv_dtype, L + 1, &cache), "cache");
-    std::unique_ptr<tca_cache, tca_status (*)(tca_cache*)> cache_owner(cache, tca_cache_destroy);
+RooflineFacts measure_roofline(tca_context* ctx) {
+    tca_roofline r{};
+    r.struct_size = sizeof r;
+    check(tca_device_roofline(ctx, &r), "roofline");
+    return RooflineFacts{r.copy_gbps,  r.f32_gflops,  r.f16_gflops,  r.copy_bytes, r.gemm_size,
+                         r.runs,       r.host_timed != 0, r.copy_engine, r.f32_engine, r.f16_engine};
+}
 
-    Record r = dense;
-    r.method = fmt::format("tca@{:.2f}", keep);
-    check(tca_context_set_profiling(ctx, 1), "profiling");
-    std::vector<tca_call_stats> pre, dec;
-    for (int i = 0; i < cfg.warmup + cfg.runs; ++i) {
-        check(tca_cache_reset(cache), "reset");
-        check(tca_cache_prefill(cache, q, k, v, to.get()), "tca prefill");
-        tca_call_stats st{};
-        st.struct_size = sizeof st;
-        check(tca_context_last_stats(ctx, &st), "stats");
-        check(tca_cache_decode(cache, q1.get(), k1, v1, o1.get()), "tca decode");
-        tca_call_stats sd{};
-        sd.struct_size = sizeof sd;
-        check(tca_context_last_stats(ctx, &sd), "stats");
-        if (i >= cfg.warmup) pre.push_back(st), dec.push_back(sd);
+// Largest single buffer a case at length L allocates: q and o are [Hq, L, d] f32.
+uint64_t largest_buffer(const Config& cfg, int L) { return uint64_t(cfg.heads) * L * cfg.dim * 4; }
+
+// The calibrated profile: one forward pass over a synthetic calibration sequence of the workload
+// kind (a seed the measured inputs do not use), on the first device where it fits.
+ProfilePtr calibrate(const Config& cfg, tca_context* ctx, const DeviceFacts& dev, Calibration& cal) {
+    const int L = cfg.calib_length > 0 ? cfg.calib_length : 2 * cfg.window;
+    const auto data = make_inputs(cfg, L, cfg.seed);
+    auto tq = upload(ctx, TCA_F32, cfg.heads, L, cfg.dim, data.q.data.data());
+    auto tk = upload(ctx, TCA_F32, cfg.kv_heads, L, cfg.dim, data.k.data.data());  // calibration takes f32
+    const tca_params p = params_of(cfg);
+    const tca_tensor* q = tq.get();
+    const tca_tensor* k = tk.get();
+    tca_profile* prof = nullptr;
+    check(tca_calibrate(ctx, &p, 1, &q, &k, &prof), "calibrate");
+    ProfilePtr owner(prof);
+    cal.workload = cfg.workload, cal.device = dev.name, cal.length = L, cal.done = true;
+    cal.min_keep = 1, cal.max_keep = 0;
+    for (int h = 0; h < cfg.kv_heads; ++h) {
+        double ratio = 0;
+        check(tca_profile_keep_ratio(prof, 0, h, &ratio), "keep ratio");
+        cal.mean_keep += ratio / cfg.kv_heads;
+        cal.min_keep = std::min(cal.min_keep, ratio), cal.max_keep = std::max(cal.max_keep, ratio);
     }
-    check(tca_context_set_profiling(ctx, 0), "profiling");
-    // The run with the median total stands for the case, so its parts add up to its total.
-    auto by_total = [](const tca_call_stats& a, const tca_call_stats& b) { return a.total_ms < b.total_ms; };
-    std::sort(pre.begin(), pre.end(), by_total);
-    std::sort(dec.begin(), dec.end(), by_total);
-    const tca_call_stats& m = pre[pre.size() / 2];
-    r.prefill_ms = m.total_ms, r.score_ms = m.score_ms, r.metric_ms = m.metric_ms, r.sort_ms = m.sort_ms;
-    r.select_ms = m.select_ms, r.attend_ms = m.attend_ms, r.other_ms = m.other_ms;
-    r.decode_ms = dec[dec.size() / 2].total_ms;
-    r.prefill_speedup = dense.prefill_ms / r.prefill_ms;
-    r.decode_speedup = dense.decode_ms / r.decode_ms;
-    uint64_t bytes = 0, dense_bytes = 0;
-    check(tca_cache_reset(cache), "reset");
-    check(tca_cache_prefill(cache, q, k, v, to.get()), "tca prefill");
-    check(tca_cache_size(cache, &bytes, &dense_bytes, nullptr), "size");
-    r.kv_bytes = double(bytes);
-    r.kv_reduction = 1.0 - double(bytes) / double(dense_bytes);
-    const auto [mean, worst] = rel_l1(dense_o, download(to.get(), dense_o.size()), d);
-    r.mean_rel_l1 = mean, r.max_rel_l1 = worst;
-    r.prefill_gflops = r.decode_gbps = 0;
-    r.prefill_nmse = r.decode_nmse = 0;
-    return r;
+    return owner;
 }
 
 }  // namespace
 
-std::vector<Record> run(const Config& cfg) {
-    std::vector<Record> out;
+Results run(const Config& cfg) {
+    Results res;
+    res.config = cfg;
+    res.version = tca_version_string();
+    res.revision = tca_build_revision();
+    res.created = now_utc();
+    method::parse_synth_kind(cfg.workload);  // a bad kind fails before any measurement
     auto ref = open("cpu");
-    std::vector<std::string> devices = cfg.devices;
-    if (devices.empty()) {
+    std::vector<std::string> names = cfg.devices;
+    if (names.empty()) {
         char name[64];
         check(tca_default_device_name(name, sizeof name), "default device");
-        devices.push_back(name);
+        names.push_back(name);
     }
-    const size_t total = devices.size() * cfg.lengths.size();
-    size_t done = 0;
-    for (const auto& dev_name : devices) {
-        auto ctx = open(dev_name);
-        tca_device_info info{};
-        info.struct_size = sizeof info;
-        check(tca_context_device_info(ctx.get(), &info), "device info");
-        for (int L : cfg.lengths) {
-            fmt::print(stderr, "[{}/{}] {} L={} dense\n", ++done, total, dev_name, L);
-            const int hq = cfg.heads, hkv = cfg.kv_heads, d = cfg.dim;
-            const auto q = randn(size_t(hq) * L * d, cfg.seed, 1.0f);
-            const auto k = randn(size_t(hkv) * L * d, cfg.seed + 1, 1.0f);
-            const auto v = randn(size_t(hkv) * L * d, cfg.seed + 2, 1.0f);
-            auto tq = upload(ctx.get(), TCA_F32, hq, L, d, q.data());
-            auto tk = upload(ctx.get(), cfg.kv_dtype, hkv, L, d, k.data());
-            auto tv = upload(ctx.get(), cfg.kv_dtype, hkv, L, d, v.data());
-            auto to = output(ctx.get(), hq, L, d);
-            // Decode: the query of the last token against all L keys.
-            auto tq1 = upload(ctx.get(), TCA_F32, hq, 1, d, q.data());
-            auto to1 = output(ctx.get(), hq, 1, d);
+    std::vector<Context> contexts;
+    for (const auto& n : names) {
+        contexts.push_back(open(n));
+        res.devices.push_back(describe(contexts.back().get(), cfg));
+    }
 
-            Record r;
-            r.device = dev_name, r.api = info.api, r.device_name = info.device, r.driver = info.driver;
-            r.method = "dense", r.length = L, r.heads = hq, r.kv_heads = hkv, r.dim = d;
-            r.kv_dtype = cfg.kv_dtype == TCA_F32 ? "f32" : "f16";
-            const double es = cfg.kv_dtype == TCA_F32 ? 4 : 2;
-            r.kv_bytes = 2.0 * hkv * L * d * es;
-            r.prefill_ms = time_device(ctx.get(), cfg, [&] {
-                check(tca_dense_prefill(ctx.get(), tq.get(), tk.get(), tv.get(), to.get(), 0.f), "prefill");
-            });
-            r.decode_ms = time_device(ctx.get(), cfg, [&] {
-                check(tca_dense_decode(ctx.get(), tq1.get(), tk.get(), tv.get(), L, to1.get(), 0.f), "decode");
-            });
-            // Causal prefill: QK^T and PV over L(L+1)/2 pairs per head, 2 flops per multiply-add.
-            const double flops = 4.0 * hq * d * (double(L) * (L + 1) / 2);
-            r.prefill_gflops = flops / (r.prefill_ms * 1e6);
-            r.decode_gbps = (r.kv_bytes + 2.0 * hq * d * 4) / (r.decode_ms * 1e6);
-            r.prefill_nmse = check_prefill(ctx.get(), ref.get(), cfg, L, q, k, v);
-            // Decode check: one group against the reference.
-            {
-                const int group = hq / hkv;
-                std::vector<float> outs[2];
-                int i = 0;
-                for (tca_context* c : {ref.get(), ctx.get()}) {
-                    auto a = upload(c, TCA_F32, group, 1, d, q.data());
-                    auto b = upload(c, cfg.kv_dtype, 1, L, d, k.data());
-                    auto e = upload(c, cfg.kv_dtype, 1, L, d, v.data());
-                    auto o = output(c, group, 1, d);
-                    check(tca_dense_decode(c, a.get(), b.get(), e.get(), L, o.get(), 0.f), "check decode");
-                    outs[i++] = download(o.get(), size_t(group) * d);
-                }
-                r.decode_nmse = nmse(outs[0], outs[1]);
+    // Fixed-ratio profiles, then the calibrated one (made on the first device it fits).
+    std::vector<ProfilePtr> owned;
+    std::vector<std::pair<std::string, tca_profile*>> profiles;
+    const tca_params params = params_of(cfg);
+    for (double keep : cfg.keep) {
+        tca_profile* p = nullptr;
+        check(tca_profile_fixed(&params, 1, cfg.heads, cfg.kv_heads, cfg.dim, keep, &p), "fixed profile");
+        owned.emplace_back(p);
+        profiles.emplace_back(fmt::format("keep={:g}", keep), p);
+    }
+    if (cfg.calibrate) {
+        const int Lc = cfg.calib_length > 0 ? cfg.calib_length : 2 * cfg.window;
+        for (size_t i = 0; i < contexts.size() && !res.calibration.done; ++i) {
+            if (largest_buffer(cfg, Lc) > res.devices[i].facts.max_allocation) continue;
+            fmt::print(stderr, "calibrating on {} ({} workload, L={})\n", res.devices[i].facts.name, cfg.workload, Lc);
+            owned.push_back(calibrate(cfg, contexts[i].get(), res.devices[i].facts, res.calibration));
+            profiles.emplace_back("calibrated:" + cfg.workload, owned.back().get());
+        }
+        if (!res.calibration.done) Case::skip(res, "*", Lc, "calibration", "no device can hold the calibration sequence");
+    }
+
+    Progress progress;
+    for (const auto& d : res.devices) progress.total += d.lengths.size() * (1 + profiles.size());
+    for (size_t i = 0; i < contexts.size(); ++i) {
+        DeviceRun& dr = res.devices[i];
+        fmt::print(stderr, "{}: measuring the roofline\n", dr.facts.name);
+        dr.roofline = measure_roofline(contexts[i].get());
+        for (int L : dr.lengths) {
+            const uint64_t need = largest_buffer(cfg, L);
+            const size_t cases = 1 + profiles.size();
+            if (need > dr.facts.max_allocation) {
+                Case::skip(res, dr.facts.name, L, "all",
+                           fmt::format("q needs a {:.0f} MiB buffer, over the device's max allocation of {:.0f} MiB",
+                                       need / 1048576.0, dr.facts.max_allocation / 1048576.0));
+                progress.done += cases;
+                continue;
             }
-            out.push_back(r);
-            const auto dense_o = download(to.get(), q.size());
-            for (double keep : cfg.keep) out.push_back(run_tca(ctx.get(), cfg, r, keep, tq.get(), tk.get(), tv.get(), dense_o));
+            try {
+                Case(cfg, contexts[i].get(), ref.get(), dr, L, progress, res).run(profiles);
+            } catch (const ApiError& e) {
+                if (e.status != TCA_ERROR_OUT_OF_MEMORY && e.status != TCA_ERROR_UNSUPPORTED) throw;
+                Case::skip(res, dr.facts.name, L, "dense", e.what());
+            }
         }
     }
-    return out;
-}
-
-void print_table(const std::vector<Record>& records) {
-    fmt::print("{:<9} {:<9} {:>6} {:>10} {:>8} {:>8} {:>9} {:>7} {:>8} {:>8} {:>6} {:>6} {:>7} {:>8}\n", "device",
-               "method", "length", "prefill ms", "GFLOP/s", "speedup", "decode ms", "GB/s", "speedup", "KV MiB",
-               "KV -%", "sel %", "rel L1", "NMSE");
-    for (const auto& r : records) {
-        const bool tca = r.method != "dense";
-        const double sel = r.score_ms + r.metric_ms + r.sort_ms + r.select_ms;
-        auto only = [](bool on, const std::string& s) { return on ? s : std::string(); };
-        fmt::print("{:<9} {:<9} {:>6} {:>10.2f} {:>8} {:>8} {:>9.3f} {:>7} {:>8} {:>8.2f} {:>6} {:>6} {:>7} {:>8}\n",
-                   r.device, r.method, r.length, r.prefill_ms, only(!tca, fmt::format("{:.1f}", r.prefill_gflops)),
-                   only(tca, fmt::format("{:.2f}x", r.prefill_speedup)), r.decode_ms,
-                   only(!tca, fmt::format("{:.2f}", r.decode_gbps)), only(tca, fmt::format("{:.2f}x", r.decode_speedup)),
-                   r.kv_bytes / 1048576.0, only(tca, fmt::format("{:.1f}", 100 * r.kv_reduction)),
-                   only(tca, fmt::format("{:.1f}", 100 * sel / r.prefill_ms)), only(tca, fmt::format("{:.3f}", r.mean_rel_l1)),
-                   only(!tca, fmt::format("{:.1e}", std::max(r.prefill_nmse, r.decode_nmse))));
-    }
-    fmt::print("GFLOP/s and GB/s: dense prefill compute and decode K/V read rates (device timestamps).\n");
-    fmt::print("speedup: dense time / TCA time on the same device and inputs; KV -%: cache bytes saved; sel %: share of\n"
-               "TCA prefill spent in score+metric+sort+select; rel L1: mean per-row relative L1 error vs dense;\n"
-               "NMSE: dense kernels vs the CPU reference on sampled rows. Inputs are random (flat attention), so the\n"
-               "TCA error shows what a fixed budget costs on the hardest case; calibrated budgets adapt per head.\n");
+    return res;
 }
 
 }  // namespace tca::bench

@@ -1,7 +1,13 @@
 // tca bench: dense vs TCA attention, measured through the public C API like any user would.
-// One Record per (device, length, method); reports go to a table, JSON and CSV.
+//
+// Per device: the device's roofline (tca_device_roofline), then per context length one dense
+// record and one TCA record per profile: the profile calibrated on a synthetic workload
+// (tca_calibrate) and each fixed keep ratio (tca_profile_fixed). Inputs are synthetic data of the
+// same workload kind (method/synth.h generates host data only; everything measured goes through
+// tca.h). Reports: a table (stdout), JSON (schema bench/bench-schema.json, docs/bench.md), CSV.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -9,35 +15,104 @@
 
 namespace tca::bench {
 
+constexpr int kSchemaVersion = 1;
+
 struct Config {
     std::vector<std::string> devices;  // empty: the default device
-    std::vector<int> lengths;
+    std::vector<int> lengths;          // empty: 4K..32K on CPU drivers, up to 128K on GPUs
     int heads = 32, kv_heads = 8, dim = 128;
     tca_dtype kv_dtype = TCA_F16;
     int runs = 5, warmup = 1;
+    int decode_steps = 8;  // timed decode steps per prefill (decode is short: more samples, same cost)
     int check_rows = 16;  // query rows checked against the reference per case
+    int bound_rows = 8;   // query rows (every head) whose error bound is evaluated per TCA case
     unsigned seed = 1;
-    std::vector<double> keep = {0.35};  // TCA at these fixed keep ratios
+    std::vector<double> keep = {0.1, 0.25, 0.4};  // TCA at these fixed keep ratios
+    std::string workload = "mix";                // synthetic kind of the inputs and of calibration
+    bool calibrate = true;                       // add the calibrated profile
+    int calib_length = 0;                        // 0: 2 * window
     int window = 4096, block = 128;
+    double tau = 0.9, alpha = 0.5;
+    bool quick = false;
+    std::string command;  // the command line, recorded in the JSON
 };
 
-// Median device times and derived rates of one measured case.
+// What the device and library were, copied into every record.
+struct DeviceFacts {
+    std::string name, api, vendor, device, driver, type;
+    uint64_t global_memory = 0, max_allocation = 0;
+};
+
+struct RooflineFacts {
+    double copy_gbps = 0, f32_gflops = 0, f16_gflops = 0;
+    uint64_t copy_bytes = 0;
+    int gemm_size = 0, runs = 0;
+    bool host_timed = false;
+    std::string copy_engine, f32_engine, f16_engine;
+};
+
+struct Stages {
+    double score = 0, metric = 0, sort = 0, select = 0, attend = 0, other = 0;
+    double selection() const { return score + metric + sort + select; }
+};
+
+// One measured case: (device, length, method/profile).
 struct Record {
-    std::string device, api, device_name, driver, method;  // method: "dense", ...
-    int length = 0, heads = 0, kv_heads = 0, dim = 0;
+    DeviceFacts dev;
+    std::string method;   // "dense" or "tca"
+    std::string profile;  // "dense", "keep=0.25", "calibrated:mix"
+    double keep_target = 0;     // fixed ratio asked for (0: dense / calibrated)
+    double keep_fraction = 1;   // kept global tokens / global tokens (outside the window)
+    int length = 0, heads = 0, kv_heads = 0, dim = 0, window = 0, block = 0;
     std::string kv_dtype;
-    double prefill_ms = 0, decode_ms = 0;
+    double prefill_ms = 0, decode_ms = 0;  // medians of device time
+    Stages stages;                          // of the median prefill run
+    double attended_fraction = 1;           // attended (query, key) pairs / dense pairs
     double prefill_gflops = 0, decode_gbps = 0;
-    double prefill_nmse = 0, decode_nmse = 0;  // vs the reference on sampled rows
-    double kv_bytes = 0;
-    // TCA only: stage split of the prefill (ms), error against dense, speedup over dense.
-    double score_ms = 0, metric_ms = 0, sort_ms = 0, select_ms = 0, attend_ms = 0, other_ms = 0;
+    double prefill_roofline = 0, decode_roofline = 0;  // fractions of the measured roofline
+    double kv_bytes = 0, kv_dense_bytes = 0, kv_reduction = 0;
+    double prefill_speedup = 1, decode_speedup = 1;
+    // Error: TCA vs dense on the device (rows with position >= window); dense vs the reference.
     double mean_rel_l1 = 0, max_rel_l1 = 0;
-    double prefill_speedup = 0, decode_speedup = 0, kv_reduction = 0;
+    double worst_bound_slack = 0;  // min over checked rows of 2*gamma - ||o - o~||_1 / max||v||_1
+    double max_bound_use = 0;      // max over checked rows of ||o - o~||_1 / (2*gamma*max||v||_1)
+    int bound_rows = 0;
+    double dense_nmse_prefill = 0, dense_nmse_decode = 0;
 };
 
-// Dense, then TCA at each keep ratio, for every device and length.
-std::vector<Record> run(const Config& cfg);
-void print_table(const std::vector<Record>& records);
+struct Skipped {
+    std::string device;
+    int length = 0;
+    std::string what, reason;
+};
+
+struct DeviceRun {
+    DeviceFacts facts;
+    RooflineFacts roofline;
+    std::vector<int> lengths;
+};
+
+struct Calibration {
+    std::string workload, device;
+    int length = 0;
+    double mean_keep = 0, min_keep = 0, max_keep = 0;
+    bool done = false;
+};
+
+struct Results {
+    Config config;
+    std::string version, revision, created;
+    std::vector<DeviceRun> devices;
+    Calibration calibration;
+    std::vector<Record> records;
+    std::vector<Skipped> skipped;
+};
+
+Results run(const Config& cfg);
+
+// bench_report.cpp
+void print_table(const Results& r);
+void write_json(const Results& r, const std::string& path);
+void write_csv(const Results& r, const std::string& path);
 
 }  // namespace tca::bench

@@ -1,5 +1,6 @@
 // The CLI contract, end to end through the built binary: synth -> calibrate -> attend on the
 // reference device, and bad input failing with a message, a non-zero exit and no output file.
+#include <algorithm>
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -136,6 +137,45 @@ TEST_F(Cli, BadInputFailsCleanly) {
     // No temporary files left behind either.
     for (const auto& e : fs::directory_iterator(dir_))
         EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+}
+
+// tca bench on the reference backend at a tiny size: JSON and CSV are written and parse, with one
+// record per (length, profile) and the device facts in every record. (The schema itself is checked
+// by scripts/test with scripts/check-bench-json.)
+TEST_F(Cli, BenchWritesJsonAndCsv) {
+    const auto r = tca("bench --device cpu --lengths 192,256 --heads 2 --kv-heads 1 --dim 32 --window 64 --block 16 "
+                       "--keep 0.25 --runs 1 --warmup 0 --calib-length 128 --json " + d("b.json") + " --csv " + d("b.csv"));
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("calibrated:mix"), std::string::npos) << r.output;
+    std::ifstream f(d("b.json"));
+    const auto j = nlohmann::json::parse(f);
+    EXPECT_EQ(j["schema"], "tca-bench");
+    EXPECT_EQ(j["schema_version"], 1);
+    EXPECT_FALSE(j["library"]["revision"].get<std::string>().empty());
+    EXPECT_GT(j["devices"][0]["roofline"]["copy_gbps"].get<double>(), 0);
+    ASSERT_EQ(j["records"].size(), 6u) << "2 lengths x (dense, keep=0.25, calibrated)";
+    for (const auto& rec : j["records"]) {
+        EXPECT_EQ(rec["device"]["api"], "reference");
+        EXPECT_GT(rec["prefill_ms"].get<double>(), 0);
+        if (rec["method"] == "tca") {
+            EXPECT_GE(rec["error"]["worst_bound_slack"].get<double>(), -1e-5) << rec.dump();
+        }
+    }
+    std::ifstream c(d("b.csv"));
+    std::string header, line;
+    ASSERT_TRUE(std::getline(c, header));
+    const auto columns = std::count(header.begin(), header.end(), ',');
+    int rows = 0;
+    while (std::getline(c, line)) {
+        ++rows;
+        // Quoted fields hold no commas here (device names), so a plain count matches the header.
+        EXPECT_EQ(std::count(line.begin(), line.end(), ','), columns) << line;
+    }
+    EXPECT_EQ(rows, 6);
+
+    const auto bad = tca("bench --device cpu --lengths 256 --workload spiky");
+    EXPECT_NE(bad.code, 0);
+    EXPECT_NE(bad.output.find("unknown synthetic kind"), std::string::npos) << bad.output;
 }
 
 TEST_F(Cli, WindowLongerThanSequenceMeansDenseForAttend) {

@@ -340,6 +340,40 @@ TCA_API tca_status tca_context_create_vulkan(const tca_vulkan_handles* handles, 
 TCA_API tca_status tca_tensor_wrap_vulkan(tca_context* ctx, uint64_t buffer, uint64_t buffer_size, uint64_t offset,
                                           const tca_tensor_desc* desc, tca_tensor** out);
 
+/* ---- benchmarking support: build revision, device roofline, kept positions ------------------- */
+
+/* The source revision the library was built from (`git describe` at configure time), or
+ * "unknown" when it was not built from a git checkout. */
+TCA_API const char* tca_build_revision(void);
+
+/* The device's own limits, measured now on the context's device with two probe kernels: a copy
+ * kernel (bandwidth) and a GEMM (compute: CLBlast SGEMM/HGEMM on OpenCL, libtca's tiled
+ * gemm.comp on Vulkan, a host loop on the reference backend).  Each probe runs once to warm up,
+ * then `runs` times; the best run is reported.  Takes well under a second on CPU drivers. */
+typedef struct tca_roofline {
+    size_t struct_size;     /* set to sizeof(tca_roofline) by the caller */
+    double copy_gbps;       /* copy kernel: (bytes read + bytes written) / s / 1e9 */
+    double f32_gflops;      /* f32 GEMM: 2 M N K / s / 1e9 */
+    double f16_gflops;      /* f16 GEMM; 0 when the device has none (e.g. no cl_khr_fp16) */
+    uint64_t copy_bytes;    /* bytes copied per run */
+    int gemm_size;          /* M = N = K of the GEMM runs */
+    int runs;               /* timed runs per probe */
+    int host_timed;         /* 1: host clock and host code (the reference backend), not a device peak */
+    char copy_engine[64];   /* what ran each probe, e.g. "tca shaders/copy.comp", "CLBlast SGEMM" */
+    char f32_engine[64];
+    char f16_engine[64];    /* "" when f16_gflops was not measured */
+} tca_roofline;
+
+TCA_API tca_status tca_device_roofline(tca_context* ctx, tca_roofline* out);
+
+/* Positions (ascending) of the tokens in the cache's global store G of one KV head: after a TCA
+ * prefill, exactly the kept global tokens of the selection.  Lets a caller evaluate what each
+ * query attended to (e.g. the spec's error bound).  Writes min(count, capacity) entries to
+ * `positions` (may be NULL when capacity is 0); *count gets the full number.  A dense cache, or a
+ * prompt no longer than the window, has 0. */
+TCA_API tca_status tca_cache_kept_positions(const tca_cache* cache, int kv_head, int32_t* positions, int capacity,
+                                            int* count);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,6 @@
 // The C ABI of the TCA method: parameters, profiles, calibration and the per-sequence cache.
 // Each entry point validates handles, then hands over to src/method (which drives the device).
+#include <algorithm>
 #include <memory>
 
 #include "api/capi_guard.h"
@@ -245,6 +246,25 @@ TCA_API tca_status tca_cache_size(const tca_cache* cache, uint64_t* bytes, uint6
         if (bytes) *bytes = held;
         if (dense_bytes) *dense_bytes = uint64_t(acc.dense_bytes()) * acc.global.size();
         if (tokens) *tokens = acc.tokens_seen;
+    });
+}
+
+TCA_API tca_status tca_cache_kept_positions(const tca_cache* cache, int kv_head, int32_t* positions, int capacity,
+                                            int* count) {
+    return api::guarded([&] {
+        tca_cache* c = cache_of(cache);
+        require(count != nullptr, TCA_ERROR_INVALID_ARGUMENT, "count is null");
+        require(kv_head >= 0 && kv_head < c->shape.kv_heads, TCA_ERROR_INVALID_ARGUMENT,
+                "kv_head " + std::to_string(kv_head) + " outside 0.." + std::to_string(c->shape.kv_heads - 1));
+        require(capacity >= 0 && (capacity == 0 || positions != nullptr), TCA_ERROR_INVALID_ARGUMENT,
+                "positions is null or capacity negative");
+        *count = 0;
+        if (!c->profile) return;  // dense: nothing is selected
+        const method::AttentionTrace tr = c->session->trace();
+        if (size_t(kv_head) >= tr.g_positions.size()) return;
+        const auto& g = tr.g_positions[size_t(kv_head)];
+        *count = int(g.size());
+        std::copy_n(g.begin(), std::min<size_t>(g.size(), size_t(capacity)), positions);
     });
 }
 

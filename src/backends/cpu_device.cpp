@@ -275,6 +275,39 @@ public:
         }
     }
 
+    // Roofline probes. The reference is host code: the copy is memcpy and the GEMM a plain
+    // triple loop with double accumulation, timed by the host clock. Their rates describe this
+    // reference, not any hardware peak (reports mark them as host-loop measurements).
+    void stream_copy(const CopyArgs& a) override {
+        validate(a);
+        Timer t(this, "copy");
+        std::memcpy(base_of(a.dst), base_of(a.src), a.bytes);
+    }
+
+    void gemm(const GemmArgs& a) override {
+        validate(a);
+        Timer t(this, "gemm");
+        auto load = [&](const BufView& v, size_t i) -> double {
+            if (a.dtype == DType::f32) return reinterpret_cast<const float*>(base_of(v))[i];
+            return half_to_float(reinterpret_cast<const uint16_t*>(base_of(v))[i]);
+        };
+        std::vector<double> row(size_t(a.n));
+        for (int i = 0; i < a.m; ++i) {
+            std::fill(row.begin(), row.end(), 0.0);
+            for (int p = 0; p < a.k; ++p) {  // i-p-j order: B is read row by row
+                const double x = load(a.a, size_t(i) * a.k + p);
+                for (int j = 0; j < a.n; ++j) row[j] += x * load(a.b, size_t(p) * a.n + j);
+            }
+            for (int j = 0; j < a.n; ++j) {
+                const size_t e = size_t(i) * a.n + j;
+                if (a.dtype == DType::f32) reinterpret_cast<float*>(base_of(a.c))[e] = static_cast<float>(row[j]);
+                else reinterpret_cast<uint16_t*>(base_of(a.c))[e] = float_to_half(static_cast<float>(row[j]));
+            }
+        }
+    }
+    bool gemm_supported(DType) const override { return true; }
+    std::string gemm_engine(DType) const override { return "host loop (reference, double accumulation)"; }
+
 private:
     // Records an op's host time when profiling is on.
     struct Timer {

@@ -11,6 +11,7 @@
 #include "backends/opencl_device.h"
 
 #include <CL/cl.h>
+#include <clblast.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -679,6 +680,48 @@ public:
                tensor(a.k), L, group, scale, stats, view(a.c), a.c_stride);
     }
 
+    // ---- roofline probes ----
+
+    void stream_copy(const CopyArgs& a) override {
+        validate(a);
+        OpScope op(*this, "copy");
+        const size_t units = a.bytes / 16, wg = std::min<size_t>(max_wg_, 256);
+        launch(kernel("copy.cl", "", "copy_u4"), Range(units), Range(wg), mem(a.src), cl_long(a.src.offset / 16),
+               mem(a.dst), cl_long(a.dst.offset / 16), cl_long(units));
+    }
+
+    // CLBlast's tuned GEMM. It may enqueue several kernels (padding, transposes), so the op is
+    // timed between two markers rather than by one kernel's event.
+    void gemm(const GemmArgs& a) override {
+        validate(a);
+        require(gemm_supported(a.dtype), TCA_ERROR_UNSUPPORTED,
+                "opencl: " + info_.device + " has no cl_khr_fp16, so CLBlast HGEMM cannot run");
+        OpScope op(*this, "gemm");
+        marker();
+        cl_command_queue q = queue_.get();
+        const size_t es = dtype_size(a.dtype);
+        const auto L = clblast::Layout::kRowMajor;
+        const auto N = clblast::Transpose::kNo;
+        clblast::StatusCode st;
+        if (a.dtype == DType::f32)
+            st = clblast::Gemm<float>(L, N, N, a.m, a.n, a.k, 1.0f, mem(a.a), a.a.offset / es, a.k, mem(a.b),
+                                      a.b.offset / es, a.n, 0.0f, mem(a.c), a.c.offset / es, a.n, &q, nullptr);
+        else
+            st = clblast::Gemm<cl_half>(L, N, N, a.m, a.n, a.k, cl_half(0x3c00), mem(a.a), a.a.offset / es, a.k,
+                                        mem(a.b), a.b.offset / es, a.n, cl_half(0), mem(a.c), a.c.offset / es, a.n,
+                                        &q, nullptr);
+        if (st != clblast::StatusCode::kSuccess) {
+            const int code = int(st);
+            if (code <= 0 && code >= -70) fail(cl_int(code), "CLBlast GEMM");  // an OpenCL error code
+            throw Error(TCA_ERROR_BACKEND, "opencl: CLBlast GEMM failed with CLBlast status " + std::to_string(code));
+        }
+        marker();
+    }
+    bool gemm_supported(DType t) const override { return t == DType::f32 || info_.fp16_arithmetic; }
+    std::string gemm_engine(DType t) const override {
+        return gemm_supported(t) ? (t == DType::f32 ? "CLBlast SGEMM" : "CLBlast HGEMM") : "";
+    }
+
     // ---- test hooks ----
     opencl_testing::ProgramCacheStats cache_stats() const { return stats_; }
     void build_for_test(const std::string& source, const std::string& options) { build(source, options); }
@@ -856,6 +899,23 @@ private:
         }
     }
 
+    // A marker command: with profiling on, its event brackets work enqueued by others (CLBlast).
+    void marker() {
+        cl_event ev = nullptr;
+        check(clEnqueueMarkerWithWaitList(queue_.get(), 0, nullptr, profiling_ && current_ ? &ev : nullptr),
+              "clEnqueueMarkerWithWaitList");
+        if (ev) record_event(ev);
+    }
+
+    void record_event(cl_event ev) {
+        if (!current_->first) {
+            current_->first = current_->last = ev;
+        } else {
+            if (current_->last != current_->first) clReleaseEvent(current_->last);
+            current_->last = ev;
+        }
+    }
+
     template <class... Args>
     void launch(cl_kernel k, Range global, Range local, const Args&... args) {
         cl_uint i = 0;
@@ -874,14 +934,7 @@ private:
             clGetKernelInfo(k, CL_KERNEL_FUNCTION_NAME, sizeof name - 1, name, nullptr);
             fail(err, std::string("launching kernel ") + name);
         }
-        if (ev) {
-            if (!current_->first) {
-                current_->first = current_->last = ev;
-            } else {
-                if (current_->last != current_->first) clReleaseEvent(current_->last);
-                current_->last = ev;
-            }
-        }
+        if (ev) record_event(ev);
     }
 
     struct Scratch {

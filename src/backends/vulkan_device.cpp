@@ -382,6 +382,14 @@ struct GatherPC {  // shaders/gather.comp
     uint32_t flags;  // 1 idx, 2 count, 4 dst_off, 8 pos_out
     uint32_t dst_tokens, src_tokens, dim, heads;
 };
+struct CopyPC {  // shaders/copy.comp
+    uint32_t src_off, dst_off, n, gx;
+};
+
+struct GemmPC {  // shaders/gemm.comp
+    uint32_t a_off, b_off, c_off, m, n, k;
+};
+
 static_assert(sizeof(GatherPC) <= 128 && sizeof(DecodePC) <= 128 && sizeof(AttnPC) <= 128, "push constants over 128 bytes");
 
 // A binding of one dispatch: a whole buffer, read or written. An empty view binds a dummy buffer.
@@ -545,6 +553,10 @@ public:
     void select(const SelectArgs& a) override;
     void gather(const GatherArgs& a) override;
     void colsum(const ColsumArgs& a) override;
+    void stream_copy(const CopyArgs& a) override;
+    void gemm(const GemmArgs& a) override;
+    bool gemm_supported(DType t) const override { return t == DType::f32; }
+    std::string gemm_engine(DType t) const override { return t == DType::f32 ? "tca gemm.comp (f32)" : ""; }
 
     // The caller's VkBuffer (interop) as one of our buffers: bound whole like ours, never destroyed.
     Buffer wrap(VkBuffer buffer, uint64_t size) {
@@ -1326,6 +1338,43 @@ void VulkanDevice::gather(const GatherArgs& a) {
         dispatch("gather.comp", spec1, pc, {{}, {}, {}, {}, {}, in(a.count), in(a.dst_off), out(a.dst_len), {}},
                  ceil_div(a.src_k.heads, kSmallWG));
     }
+}
+
+// ---- roofline probes --------------------------------------------------------------------------
+
+void VulkanDevice::stream_copy(const CopyArgs& a) {
+    validate(a);
+    OpScope op(this, "copy");
+    CopyPC pc{};
+    pc.src_off = uint32_t(a.src.offset / 16), pc.dst_off = uint32_t(a.dst.offset / 16);
+    pc.n = uint32_t(a.bytes / 16);
+    constexpr uint32_t kWG = 256;
+    const uint32_t groups = ceil_div(pc.n, kWG);
+    pc.gx = std::min<uint32_t>(groups, 32768);
+    dispatch("copy.comp", {kWG}, pc, {in(a.src), out(a.dst)}, pc.gx, ceil_div(groups, pc.gx));
+}
+
+// Register-blocked tiles of shaders/gemm.comp: GPUs take 64x64 tiles of 4x4 blocks (256
+// invocations); CPU drivers run a workgroup's invocations as SIMD lanes in a loop, so fewer,
+// fatter invocations (8x8 blocks) keep more of the work in registers, and skip the shared-memory
+// staging (see shaders/gemm.comp). TCA_VULKAN_GEMM_TILES="BM,BN,BK,TM,TN[,STAGE]" overrides.
+void VulkanDevice::gemm(const GemmArgs& a) {
+    validate(a);
+    require(gemm_supported(a.dtype), TCA_ERROR_UNSUPPORTED, "vulkan: the GEMM probe is f32 only");
+    OpScope op(this, "gemm");
+    uint32_t bm = 64, bn = 64, bk = 16, tm = 4, tn = 4, stage = 1;
+    if (info_.type == TCA_DEVICE_CPU_DRIVER) tm = tn = 8, stage = 0;
+    if (const char* e = std::getenv("TCA_VULKAN_GEMM_TILES"))
+        std::sscanf(e, "%u,%u,%u,%u,%u,%u", &bm, &bn, &bk, &tm, &tn, &stage);
+    const auto& lim = pi_.props.limits;
+    require(tm > 0 && tn > 0 && bk > 0 && bm % tm == 0 && bn % tn == 0 &&
+                (bm / tm) * (bn / tn) <= lim.maxComputeWorkGroupInvocations && (bm + bn) * bk * 4 <= lim.maxComputeSharedMemorySize,
+            TCA_ERROR_INVALID_ARGUMENT, "vulkan: GEMM tiles do not fit this device");
+    GemmPC pc{};
+    pc.a_off = elem_off(a.a, DType::f32), pc.b_off = elem_off(a.b, DType::f32), pc.c_off = elem_off(a.c, DType::f32);
+    pc.m = uint32_t(a.m), pc.n = uint32_t(a.n), pc.k = uint32_t(a.k);
+    dispatch("gemm.comp", {bn / tn, bm / tm, bm, bn, bk, tm, tn, stage ? 1u : 0u}, pc, {in(a.a), in(a.b), out(a.c)}, ceil_div(a.n, bn),
+             ceil_div(a.m, bm));
 }
 
 }  // namespace

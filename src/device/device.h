@@ -196,6 +196,26 @@ struct ColsumArgs {
     int c_stride = 0;
 };
 
+// ---- roofline probes (what the benchmark measures the device's own limits with) ----------
+// Neither is used by the method; they exist so `tca bench` can report achieved rates as a fraction
+// of what this device reaches on the simplest bandwidth-bound and compute-bound work.
+
+// Bandwidth probe: dst[0 .. bytes) = src[0 .. bytes) by a kernel (not a DMA transfer), so it runs
+// through the same memory path as the attention kernels. bytes > 0 and a multiple of 16; offsets
+// 16-byte aligned; src and dst must not overlap.
+struct CopyArgs {
+    BufView src, dst;
+    size_t bytes = 0;
+};
+
+// Compute probe: C[M, N] = A[M, K] * B[K, N], all row-major, contiguous, of `dtype` (f16: IEEE
+// half storage). Accumulation in f32 or wider; each output rounded once to dtype.
+struct GemmArgs {
+    BufView a, b, c;
+    DType dtype = DType::f32;
+    int m = 0, n = 0, k = 0;
+};
+
 // One measured op.
 struct OpTiming {
     std::string op;
@@ -226,6 +246,13 @@ public:
     virtual void select(const SelectArgs& a) = 0;
     virtual void gather(const GatherArgs& a) = 0;
     virtual void colsum(const ColsumArgs& a) = 0;
+    // Roofline probes (see CopyArgs / GemmArgs). gemm() throws TCA_ERROR_UNSUPPORTED for a dtype
+    // gemm_supported() denies.
+    virtual void stream_copy(const CopyArgs& a) = 0;
+    virtual void gemm(const GemmArgs& a) = 0;
+    virtual bool gemm_supported(DType t) const = 0;
+    // What runs gemm() here ("clblast", "tca gemm.comp", "host loop"), for reports.
+    virtual std::string gemm_engine(DType t) const = 0;
 
     // Profiling: when on, every op records its device time (timestamps); take_timings() waits
     // for outstanding work and returns the records since the last call.
@@ -253,6 +280,8 @@ void validate(const RankArgs& a);
 void validate(const SelectArgs& a);
 void validate(const GatherArgs& a);
 void validate(const ColsumArgs& a);
+void validate(const CopyArgs& a);
+void validate(const GemmArgs& a);
 
 inline int n_blocks_of(int n_global, int block) { return n_global <= 0 ? 0 : (n_global + block - 1) / block; }
 

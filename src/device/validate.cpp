@@ -165,4 +165,37 @@ void validate(const ColsumArgs& a) {
     check_view(a.c, size_t(a.k.heads) * a.c_stride * 4, "c");
 }
 
+void validate(const CopyArgs& a) {
+    require(a.bytes > 0 && a.bytes % 16 == 0, TCA_ERROR_INVALID_ARGUMENT,
+            "copy: " + std::to_string(a.bytes) + " bytes is not a positive multiple of 16");
+    for (const BufView* v : {&a.src, &a.dst}) {
+        require(static_cast<bool>(*v), TCA_ERROR_INVALID_ARGUMENT, "copy: no buffer");
+        require(v->offset % 16 == 0, TCA_ERROR_INVALID_ARGUMENT, "copy: offset not 16-byte aligned");
+        require(v->offset + a.bytes <= v->buf->size, TCA_ERROR_SHAPE_MISMATCH, "copy: range runs past its buffer");
+    }
+    require(a.src.buf != a.dst.buf || a.src.offset + a.bytes <= a.dst.offset || a.dst.offset + a.bytes <= a.src.offset,
+            TCA_ERROR_INVALID_ARGUMENT, "copy: source and destination overlap");
+}
+
+void validate(const GemmArgs& a) {
+    require(a.m > 0 && a.n > 0 && a.k > 0, TCA_ERROR_INVALID_ARGUMENT,
+            "gemm: sizes must be positive (m=" + std::to_string(a.m) + ", n=" + std::to_string(a.n) +
+                ", k=" + std::to_string(a.k) + ")");
+    const size_t es = dtype_size(a.dtype);
+    const struct {
+        const BufView* v;
+        size_t elems;
+        const char* what;
+    } mats[] = {{&a.a, size_t(a.m) * a.k, "a"}, {&a.b, size_t(a.k) * a.n, "b"}, {&a.c, size_t(a.m) * a.n, "c"}};
+    for (const auto& x : mats) {
+        require(static_cast<bool>(*x.v), TCA_ERROR_INVALID_ARGUMENT, std::string("gemm: ") + x.what + ": no buffer");
+        require(x.v->offset % es == 0, TCA_ERROR_INVALID_ARGUMENT,
+                std::string("gemm: ") + x.what + ": offset not aligned to the element size");
+        require(x.v->offset + x.elems * es <= x.v->buf->size, TCA_ERROR_SHAPE_MISMATCH,
+                std::string("gemm: ") + x.what + " runs past the end of its buffer");
+    }
+    require(a.c.buf != a.a.buf && a.c.buf != a.b.buf, TCA_ERROR_INVALID_ARGUMENT,
+            "gemm: c must not share a buffer with a or b");
+}
+
 }  // namespace tca

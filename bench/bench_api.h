@@ -1,0 +1,48 @@
+// Small RAII and transfer helpers over the public C API, for the benchmark only.
+#pragma once
+
+#include <fmt/core.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "tca/tca.h"
+
+namespace tca::bench {
+
+// A failed API call; keeps the status so callers can tell "does not fit" from real failures.
+struct ApiError : std::runtime_error {
+    tca_status status;
+    ApiError(tca_status s, const std::string& what) : std::runtime_error(what), status(s) {}
+};
+
+inline void check(tca_status s, const char* what) {
+    if (s != TCA_OK) throw ApiError(s, fmt::format("{}: {} ({})", what, tca_last_error(), tca_status_name(s)));
+}
+
+struct ContextDeleter {
+    void operator()(tca_context* c) const { tca_context_destroy(c); }
+};
+struct TensorDeleter {
+    void operator()(tca_tensor* t) const { tca_tensor_destroy(t); }
+};
+struct ProfileDeleter {
+    void operator()(tca_profile* p) const { tca_profile_destroy(p); }
+};
+struct CacheDeleter {
+    void operator()(tca_cache* c) const { tca_cache_destroy(c); }
+};
+using Context = std::unique_ptr<tca_context, ContextDeleter>;
+using TensorPtr = std::unique_ptr<tca_tensor, TensorDeleter>;
+using ProfilePtr = std::unique_ptr<tca_profile, ProfileDeleter>;
+using CachePtr = std::unique_ptr<tca_cache, CacheDeleter>;
+
+Context open(const std::string& name);
+// A device tensor filled from host floats (converted to fp16 when dt is TCA_F16).
+TensorPtr upload(tca_context* ctx, tca_dtype dt, int h, int l, int d, const float* data);
+TensorPtr output(tca_context* ctx, int h, int l, int d);
+std::vector<float> download(const tca_tensor* t, size_t n);
+
+}  // namespace tca::bench

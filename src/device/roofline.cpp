@@ -1,0 +1,113 @@
+#include "device/roofline.h"
+
+#include <algorithm>
+#include <random>
+#include <vector>
+
+#include "core/half.h"
+
+namespace tca {
+
+namespace {
+
+constexpr int kWarmup = 1, kRuns = 5;
+
+// Device time of one recorded op named `op` (the sum, should the backend split it).
+double op_ms(Device& dev, const char* op) {
+    double ms = 0;
+    for (const auto& t : dev.take_timings())
+        if (t.op == op) ms += t.ms;
+    return ms;
+}
+
+// Best (shortest) device time of `run` over kRuns after kWarmup.
+template <class F>
+double best_ms(Device& dev, const char* op, F&& run) {
+    double best = 0;
+    for (int i = 0; i < kWarmup + kRuns; ++i) {
+        run();
+        const double ms = op_ms(dev, op);
+        if (i >= kWarmup && ms > 0 && (best == 0 || ms < best)) best = ms;
+    }
+    return best;
+}
+
+size_t copy_bytes_for(const DeviceInfo& info) {
+    // Past every cache level; GPUs get more so launch overhead is negligible.
+    size_t want = info.type == TCA_DEVICE_DISCRETE_GPU || info.type == TCA_DEVICE_INTEGRATED_GPU ? (512u << 20)
+                  : info.type == TCA_DEVICE_REFERENCE                                           ? (64u << 20)
+                                                                                                : (128u << 20);
+    want = std::min<uint64_t>(want, info.max_allocation);
+    if (info.global_memory) want = std::min<uint64_t>(want, info.global_memory / 4);
+    return want / 16 * 16;
+}
+
+int gemm_size_for(const DeviceInfo& info) {
+    switch (info.type) {
+        case TCA_DEVICE_DISCRETE_GPU: return 4096;
+        case TCA_DEVICE_INTEGRATED_GPU: return 2048;
+        case TCA_DEVICE_REFERENCE: return 192;  // double-precision host loops
+        default: return 512;
+    }
+}
+
+double gemm_gflops(Device& dev, DType t, int n) {
+    const size_t elems = size_t(n) * n, bytes = elems * dtype_size(t);
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> u(-1.f, 1.f);
+    std::vector<float> x(elems);
+    for (float& v : x) v = u(rng);
+    Buffer a = dev.alloc(bytes), b = dev.alloc(bytes), c = dev.alloc(bytes);
+    if (t == DType::f32) {
+        dev.write({a, 0}, x.data(), bytes);
+        dev.write({b, 0}, x.data(), bytes);
+    } else {
+        std::vector<uint16_t> h(elems);
+        for (size_t i = 0; i < elems; ++i) h[i] = float_to_half(x[i]);
+        dev.write({a, 0}, h.data(), bytes);
+        dev.write({b, 0}, h.data(), bytes);
+    }
+    const GemmArgs g{{a, 0}, {b, 0}, {c, 0}, t, n, n, n};
+    const double ms = best_ms(dev, "gemm", [&] { dev.gemm(g); });
+    return ms > 0 ? 2.0 * n * double(n) * n / (ms * 1e6) : 0;
+}
+
+}  // namespace
+
+Roofline measure_roofline(Device& dev) {
+    const DeviceInfo& info = dev.info();
+    const bool was_profiling = dev.profiling();
+    dev.set_profiling(true);
+    dev.take_timings();  // drop records of earlier calls
+    Roofline r;
+    r.runs = kRuns;
+    r.host_timed = info.type == TCA_DEVICE_REFERENCE;
+    try {
+        r.copy_bytes = copy_bytes_for(info);
+        {
+            Buffer src = dev.alloc(r.copy_bytes), dst = dev.alloc(r.copy_bytes);
+            dev.fill_zero({src, 0}, r.copy_bytes);
+            const CopyArgs c{{src, 0}, {dst, 0}, r.copy_bytes};
+            const double ms = best_ms(dev, "copy", [&] { dev.stream_copy(c); });
+            r.copy_gbps = ms > 0 ? 2.0 * double(r.copy_bytes) / (ms * 1e6) : 0;
+        }
+        r.copy_engine = info.api == Api::reference ? "host memcpy (reference)"
+                        : info.api == Api::opencl  ? "tca cl/copy.cl"
+                                                   : "tca shaders/copy.comp";
+        r.gemm_size = gemm_size_for(info);
+        r.f32_engine = dev.gemm_engine(DType::f32);
+        r.f32_gflops = gemm_gflops(dev, DType::f32, r.gemm_size);
+        if (dev.gemm_supported(DType::f16)) {
+            r.f16_engine = dev.gemm_engine(DType::f16);
+            r.f16_gflops = gemm_gflops(dev, DType::f16, r.gemm_size);
+        }
+    } catch (...) {
+        dev.set_profiling(was_profiling);
+        throw;
+    }
+    dev.take_timings();
+    dev.set_profiling(was_profiling);
+    return r;
+}
+
+}  // namespace tca

@@ -1,0 +1,26 @@
+// The device's own roofline, measured with the probe ops (Device::stream_copy and Device::gemm):
+// the rates a benchmark compares its achieved GB/s and GFLOP/s with. Knows no attention.
+#pragma once
+
+#include <string>
+
+#include "device/device.h"
+
+namespace tca {
+
+struct Roofline {
+    double copy_gbps = 0;    // (bytes read + bytes written) / s / 1e9, best of `runs`
+    double f32_gflops = 0;   // 2 M N K / s / 1e9, best of `runs`
+    double f16_gflops = 0;   // 0 when gemm_supported(f16) is false
+    size_t copy_bytes = 0;   // bytes copied per run
+    int gemm_size = 0;       // M = N = K
+    int runs = 0;
+    bool host_timed = false;  // the reference backend: host clock, host code
+    std::string copy_engine, f32_engine, f16_engine;
+};
+
+// Sizes follow the device type: large enough to leave the caches and fill the device, small
+// enough to take well under a second on a CPU driver. Profiling is left as it was found.
+Roofline measure_roofline(Device& dev);
+
+}  // namespace tca
