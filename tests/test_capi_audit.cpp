@@ -28,7 +28,7 @@ struct Case {
 };
 
 // Functions that take no input a caller could get wrong.
-const std::set<std::string> kNoInput = {"tca_version", "tca_version_string", "tca_last_error"};
+const std::set<std::string> kNoInput = {"tca_version", "tca_version_string", "tca_last_error", "tca_build_revision"};
 
 class CApiAudit : public ::testing::Test {
 protected:
@@ -219,6 +219,16 @@ std::vector<Case> CApiAudit::cases() {
         {"tca_cache_decode", "k from another context", P([=] { return tca_cache_decode(primed, q1, foreign, k1, o1); }), INV, "another context"},
         {"tca_cache_size", "null cache", P([] { return tca_cache_size(nullptr, &bytes, nullptr, nullptr); }), INV, "invalid cache"},
         {"tca_cache_size", "a context handle", P([=] { return tca_cache_size(as<tca_cache>(ctx), &bytes, nullptr, nullptr); }), INV, "invalid cache"},
+        // Benchmarking support.
+        {"tca_device_roofline", "null context", P([] { tca_roofline r{sizeof r}; return tca_device_roofline(nullptr, &r); }), INV, "invalid context"},
+        {"tca_device_roofline", "null out", P([=] { return tca_device_roofline(ctx, nullptr); }), INV, "null"},
+        {"tca_device_roofline", "struct_size too small", P([=] { tca_roofline r{4}; return tca_device_roofline(ctx, &r); }), INV, "struct_size"},
+        {"tca_device_roofline", "a cache handle", P([=] { tca_roofline r{sizeof r}; return tca_device_roofline(as<tca_context>(fresh), &r); }), INV, "invalid context"},
+        {"tca_cache_kept_positions", "null cache", P([] { int n; return tca_cache_kept_positions(nullptr, 0, nullptr, 0, &n); }), INV, "invalid cache"},
+        {"tca_cache_kept_positions", "a context handle", P([=] { int n; return tca_cache_kept_positions(as<tca_cache>(ctx), 0, nullptr, 0, &n); }), INV, "invalid cache"},
+        {"tca_cache_kept_positions", "kv head out of range", P([=] { int n; return tca_cache_kept_positions(primed, 2, nullptr, 0, &n); }), INV, "kv_head"},
+        {"tca_cache_kept_positions", "null count", P([=] { return tca_cache_kept_positions(primed, 0, nullptr, 0, nullptr); }), INV, "null"},
+        {"tca_cache_kept_positions", "null positions with capacity", P([=] { int n; return tca_cache_kept_positions(primed, 0, nullptr, 4, &n); }), INV, "null"},
         // Interop entry points: what needs no device here (the device cases are in test_interop.cpp).
         {"tca_context_create_opencl", "null handles", P([] { return tca_context_create_opencl(nullptr, nullptr, nullptr, &cout); }), INV, "null"},
         {"tca_context_create_opencl", "null out", P([] { return tca_context_create_opencl(nullptr, nullptr, nullptr, nullptr); }), INV, "out is null"},
