@@ -11,6 +11,8 @@ void register_synth(CLI::App& app);
 void register_calibrate(CLI::App& app);
 void register_attend(CLI::App& app);
 void register_bench(CLI::App& app);  // bench/cmd_bench.cpp
+void register_lm(CLI::App& app);
+void register_lm_calibrate(CLI::App& app);
 
 inline void register_all(CLI::App& app) {
     register_devices(app);
@@ -18,6 +20,8 @@ inline void register_all(CLI::App& app) {
     register_calibrate(app);
     register_attend(app);
     register_bench(app);
+    register_lm(app);
+    register_lm_calibrate(app);
 }
 
 }  // namespace tca::cli
