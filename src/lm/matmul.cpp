@@ -38,8 +38,14 @@ __attribute__((always_inline)) inline void tile(const float* x, int ldx, const f
     }
 }
 
-// Rows [r0, r1) of y. Compiled twice; the loader picks the AVX2+FMA clone on CPUs that have it.
-__attribute__((target_clones("arch=x86-64-v3", "default")))
+// Rows [r0, r1) of y. On x86-64 (GCC, glibc ifunc) compiled twice and the loader picks the
+// AVX2+FMA clone on CPUs that have it; elsewhere compiled once for the build's target.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define TCA_LM_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define TCA_LM_CLONES
+#endif
+TCA_LM_CLONES
 void rows(const float* x, const Linear& w, float* y, int r0, int r1) {
     const int K = w.in, N = w.out;
     const int full = N / kNR * kNR;
