@@ -558,6 +558,9 @@ TEST_F(LmCli, BadInputFailsWithAMessage) {
     expect_fail(tca_cli("lm-calibrate --model " + model_ + " --text " + d("text.txt") +
                         " --context 256 --window 256 --device cpu --out " + d("never.json")),
                 "--window 256 is not shorter than --context 256");
+    expect_fail(tca_cli("lm-calibrate --model " + model_ + " --text " + d("text.txt") +
+                        " --context 256 --window 32 --tau 1.5 --device cpu --out " + d("never.json")),
+                "tau must be in (0, 1]");
     EXPECT_FALSE(fs::exists(d("never.json")));
     // A profile made for another model shape.
     TinyConfig three;

@@ -24,6 +24,9 @@ struct Opts {
 void run(const Opts& o) {
     const lm::Model model = lm::load_model(o.model);
     const lm::Config& c = model.cfg;
+    // Bad --block/--tau/--alpha fail now, not after the forward pass: a fixed-budget profile runs
+    // the library's own parameter checks (the same ones tca_calibrate applies).
+    tca::Profile::fixed(&o.params, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, 1.0);
     require(o.context > o.params.window, TCA_ERROR_INVALID_ARGUMENT,
             fmt::format("--window {} is not shorter than --context {}: nothing to select", o.params.window, o.context));
     const lm::TextWindows text = lm::read_windows(o.text, o.offset, o.context, 1);
