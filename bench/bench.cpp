@@ -354,8 +354,7 @@ uint64_t largest_buffer(const Config& cfg, int L) { return uint64_t(cfg.heads) *
 
 // The calibrated profile: one forward pass over a synthetic calibration sequence of the workload
 // kind (a seed the measured inputs do not use), on the first device where it fits.
-ProfilePtr calibrate(const Config& cfg, tca_context* ctx, const DeviceFacts& dev, Calibration& cal) {
-    const int L = cfg.calib_length > 0 ? cfg.calib_length : 2 * cfg.window;
+ProfilePtr calibrate(const Config& cfg, int L, tca_context* ctx, const DeviceFacts& dev, Calibration& cal) {
     const auto data = make_inputs(cfg, L, cfg.seed);
     auto tq = upload(ctx, TCA_F32, cfg.heads, L, cfg.dim, data.q.data.data());
     auto tk = upload(ctx, TCA_F32, cfg.kv_heads, L, cfg.dim, data.k.data.data());  // calibration takes f32
@@ -374,6 +373,18 @@ ProfilePtr calibrate(const Config& cfg, tca_context* ctx, const DeviceFacts& dev
         cal.min_keep = std::min(cal.min_keep, ratio), cal.max_keep = std::max(cal.max_keep, ratio);
     }
     return owner;
+}
+
+// Default calibration length. Calibrating on a sequence of only 2 x window leaves half of it in the
+// always-kept window, which then holds most of the attention mass, so every head passes tau with
+// the sparsest candidate and the profile says nothing about long prompts. Calibrate on the longest
+// length the sweep measures instead, capped at 16K to bound the O(L^2) pass, never below 2 x window.
+int calibration_length(const Config& cfg, const std::vector<DeviceRun>& devices) {
+    if (cfg.calib_length > 0) return cfg.calib_length;
+    int longest = 0;
+    for (const auto& d : devices)
+        for (int L : d.lengths) longest = std::max(longest, L);
+    return std::max(2 * cfg.window, std::min(longest, 16384));
 }
 
 }  // namespace
@@ -409,11 +420,11 @@ Results run(const Config& cfg) {
         profiles.emplace_back(fmt::format("keep={:g}", keep), p);
     }
     if (cfg.calibrate) {
-        const int Lc = cfg.calib_length > 0 ? cfg.calib_length : 2 * cfg.window;
+        const int Lc = calibration_length(cfg, res.devices);
         for (size_t i = 0; i < contexts.size() && !res.calibration.done; ++i) {
             if (largest_buffer(cfg, Lc) > res.devices[i].facts.max_allocation) continue;
             fmt::print(stderr, "calibrating on {} ({} workload, L={})\n", res.devices[i].facts.name, cfg.workload, Lc);
-            owned.push_back(calibrate(cfg, contexts[i].get(), res.devices[i].facts, res.calibration));
+            owned.push_back(calibrate(cfg, Lc, contexts[i].get(), res.devices[i].facts, res.calibration));
             profiles.emplace_back("calibrated:" + cfg.workload, owned.back().get());
         }
         if (!res.calibration.done) Case::skip(res, "*", Lc, "calibration", "no device can hold the calibration sequence");

@@ -30,7 +30,7 @@ struct Config {
     std::vector<double> keep = {0.1, 0.25, 0.4};  // TCA at these fixed keep ratios
     std::string workload = "mix";                // synthetic kind of the inputs and of calibration
     bool calibrate = true;                       // add the calibrated profile
-    int calib_length = 0;                        // 0: 2 * window
+    int calib_length = 0;                        // 0: longest swept length, <= 16384, >= 2 * window
     int window = 4096, block = 128;
     double tau = 0.9, alpha = 0.5;
     bool quick = false;

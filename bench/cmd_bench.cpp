@@ -55,7 +55,7 @@ void register_bench(CLI::App& app) {
     cmd->add_option("--workload", cfg->workload,
                     "Synthetic kind of the inputs and of the calibration sequence: sink, local, uniform, bipolar, "
                     "retrieval, random, mix (default mix)");
-    cmd->add_option("--calib-length", cfg->calib_length, "Calibration sequence length (default 2 x window)")
+    cmd->add_option("--calib-length", cfg->calib_length, "Calibration sequence length (default: the longest swept length, at most 16384, at least 2 x window)")
         ->check(CLI::PositiveNumber);
     cmd->add_flag("--no-calibrate", *no_calibrate, "Only the fixed keep ratios");
     cmd->add_option("--window", cfg->window, "TCA local window")->check(CLI::PositiveNumber);
