@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "method/candidates.h"
 #include "method/profile.h"
 #include "method_fixtures.h"
 
@@ -78,6 +79,33 @@ TEST(Profile, ShapeCheck) {
             EXPECT_EQ(e.code(), TCA_ERROR_SHAPE_MISMATCH);
         }
     }
+}
+
+// A fixed budget is exact, not snapped to the calibration grid (where 0.25 and 0.35 are the same
+// point at b = 128), and the profile that carries it saves and loads like a calibrated one.
+TEST(Profile, FixedRatioIsExactAndRoundTrips) {
+    TcaParams params;  // b = 128
+    const ModelShape shape{2, 4, 2, 64};
+    double previous = 0;
+    for (double r : {0.02, 0.1, 0.25, 0.35, 0.5, 0.9}) {
+        const Profile p = fixed_ratio_profile(params, shape, r);
+        ASSERT_EQ(p.heads.size(), 4u);
+        for (const auto& h : p.heads) {
+            EXPECT_NEAR(h.keep_ratio, r, 1e-9) << r;
+            EXPECT_NEAR(mean_keep(p.keep_counts, h.p) / params.block, r, 1e-9) << r;
+        }
+        EXPECT_GT(p.heads[0].keep_ratio, previous);
+        previous = p.heads[0].keep_ratio;
+        const Profile back = profile_from_json(profile_to_json(p), "fixed");
+        EXPECT_EQ(back.head(1, 1).p, p.head(1, 1).p);
+        EXPECT_EQ(back.head(1, 1).candidate, int(back.candidates.size()) - 1);
+    }
+    // Below one token per block (the floor) the sparsest reachable budget; 1 is the dense one.
+    const Profile floor = fixed_ratio_profile(params, shape, 1e-4);
+    EXPECT_NEAR(floor.heads[0].keep_ratio, 1.0 / params.block, 1e-6);
+    const Profile dense = fixed_ratio_profile(params, shape, 1.0);
+    EXPECT_DOUBLE_EQ(dense.heads[0].keep_ratio, 1.0);
+    EXPECT_EQ(decode_keep(dense.keep_counts, dense.heads[0].p), params.block);
 }
 
 }  // namespace

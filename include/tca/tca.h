@@ -165,8 +165,10 @@ TCA_API tca_status tca_profile_shape(const tca_profile* profile, int* layers, in
 /* Fraction of the global (outside-window) tokens this head kept on the calibration sequence. */
 TCA_API tca_status tca_profile_keep_ratio(const tca_profile* profile, int layer, int kv_head, double* ratio);
 
-/* A profile with a fixed budget instead of calibration: every (layer, KV head) uses the candidate
- * whose expected keep ratio is closest to `keep_ratio` in (0, 1].  NULL params: defaults. */
+/* A profile with a fixed budget instead of calibration: every (layer, KV head) uses the log-Gaussian
+ * budget distribution (the calibration grid's sigma) whose expected keep ratio is `keep_ratio` in
+ * (0, 1]; ratios below 1/block give the sparsest reachable one (every block keeps >= 1 token).
+ * NULL params: defaults. */
 TCA_API tca_status tca_profile_fixed(const tca_params* params, int layers, int q_heads, int kv_heads, int head_dim,
                                      double keep_ratio, tca_profile** out);
 

@@ -28,23 +28,44 @@ std::vector<int> keep_counts(int block) {
     return K;
 }
 
+Candidate log_gaussian(const std::vector<int>& K, double mu, double sigma) {
+    Candidate c;
+    c.mu = mu;
+    double z = 0;
+    for (int k : K) {
+        const double x = std::log2(double(k)) - mu;
+        c.p.push_back(std::exp(-x * x / (2 * sigma * sigma)));
+        z += c.p.back();
+    }
+    for (double& v : c.p) v /= z;
+    return c;
+}
+
+Candidate log_gaussian_with_ratio(const std::vector<int>& K, double sigma, double ratio) {
+    const double b = K.back();
+    if (ratio >= 1) {  // only the dense distribution keeps everything
+        Candidate c;
+        c.mu = std::log2(b), c.dense = true;
+        c.p.assign(K.size(), 0.0);
+        c.p.back() = 1.0;
+        return c;
+    }
+    // The expected keep count grows monotonically with mu; far outside [0, log2 b] it is pinned at
+    // 1 (or b), so bisecting there reaches any reachable ratio to double precision.
+    double lo = -4 * sigma - 8, hi = std::log2(b) + 4 * sigma + 8;
+    for (int it = 0; it < 200; ++it) {
+        const double mid = 0.5 * (lo + hi);
+        (mean_keep(K, log_gaussian(K, mid, sigma).p) / b < ratio ? lo : hi) = mid;
+    }
+    return log_gaussian(K, 0.5 * (lo + hi), sigma);
+}
+
 std::vector<Candidate> candidate_grid(const TcaParams& params) {
     validate_params(params);
     const std::vector<int> K = keep_counts(params.block);
     const double top = std::log2(double(params.block)) + params.mu_extra;
     std::vector<Candidate> grid;
-    for (int i = 0; i < params.n_lognormal; ++i) {
-        Candidate c;
-        c.mu = i * top / (params.n_lognormal - 1);
-        double z = 0;
-        for (int k : K) {
-            const double x = std::log2(double(k)) - c.mu;
-            c.p.push_back(std::exp(-x * x / (2 * params.sigma * params.sigma)));
-            z += c.p.back();
-        }
-        for (double& v : c.p) v /= z;
-        grid.push_back(std::move(c));
-    }
+    for (int i = 0; i < params.n_lognormal; ++i) grid.push_back(log_gaussian(K, i * top / (params.n_lognormal - 1), params.sigma));
     if (params.dense_candidate) {
         Candidate c;
         c.mu = std::log2(double(params.block));

@@ -17,6 +17,14 @@ struct Candidate {
     std::vector<double> p;  // p[i] = probability of keep count K[i]; sums to 1
 };
 
+// The spec's log-Gaussian over K: p_k proportional to exp(-(log2 k - mu)^2 / (2 sigma^2)).
+Candidate log_gaussian(const std::vector<int>& K, double mu, double sigma);
+
+// The log-Gaussian of width sigma whose expected keep ratio sum_k k p_k / b equals `ratio` (mu found by
+// bisection); ratio >= 1 gives the dense distribution, a ratio below 1/b (every block keeps at
+// least one token) the sparsest reachable one.
+Candidate log_gaussian_with_ratio(const std::vector<int>& K, double sigma, double ratio);
+
 // The grid: M log-Gaussian candidates (mu_i = i * (log2 b + mu_extra) / (M - 1), sigma), then the
 // dense candidate when params.dense_candidate. Ordered from sparsest to densest.
 std::vector<Candidate> candidate_grid(const TcaParams& params);

@@ -40,9 +40,9 @@ struct Profile {
     std::vector<std::vector<double>> layer_p(int layer) const;
 };
 
-// A profile without calibration: every head uses the grid candidate whose expected keep ratio
-// (sum_k k p_k / b) is closest to `keep_ratio` (ties: the sparser one). covered_mass is 0 (unmeasured)
-// and keep_ratio is the candidate's expected ratio. For benchmarks that read speed apart from
+// A profile without calibration: every head uses the log-Gaussian (the grid's sigma) whose expected
+// keep ratio (sum_k k p_k / b) is `keep_ratio`, appended to the candidate list after the grid
+// (log_gaussian_with_ratio). covered_mass is 0 (unmeasured) and keep_ratio is that expected ratio. For benchmarks that read speed apart from
 // calibration, and for runtimes that want a fixed budget.
 Profile fixed_ratio_profile(const TcaParams& params, const ModelShape& shape, double keep_ratio);
 
