@@ -202,40 +202,37 @@ TCA_API tca_status tca_cache_reset(tca_cache* cache) {
     return api::guarded([&] { cache_of(cache)->start(); });
 }
 
+namespace {
+// Prefill and decode share their checks and their stats: the tensors must belong to the cache's
+// context, and the call's stats report the global-store tokens kept (-1 for a dense cache).
+void run_cache_call(tca_cache* cache, const tca_tensor* q, const tca_tensor* k, const tca_tensor* v, tca_tensor* o,
+                    bool decode) {
+    tca_cache* c = cache_of(cache);
+    tca_context* ctx = c->ctx;
+    if (decode) require(c->session->account().tokens_seen > 0, TCA_ERROR_INVALID_ARGUMENT, "decode before prefill");
+    const Tensor& tq = check_tensor(ctx, q, "q")->t;
+    const Tensor& tk = check_tensor(ctx, k, "k")->t;
+    const Tensor& tv = check_tensor(ctx, v, "v")->t;
+    const Tensor& to = check_tensor(ctx, o, "o")->t;
+    ctx->begin_call();
+    if (decode)
+        c->session->decode_on_device(tq, tk, tv, to);
+    else
+        c->session->prefill_on_device(tq, tk, tv, to);
+    int64_t kept = 0;
+    for (int g : c->session->account().global) kept += g;
+    ctx->end_call(c->profile ? kept : -1);
+}
+}  // namespace
+
 TCA_API tca_status tca_cache_prefill(tca_cache* cache, const tca_tensor* q, const tca_tensor* k, const tca_tensor* v,
                                      tca_tensor* o) {
-    return api::guarded([&] {
-        tca_cache* c = cache_of(cache);
-        tca_context* ctx = c->ctx;
-        const Tensor& tq = check_tensor(ctx, q, "q")->t;
-        const Tensor& tk = check_tensor(ctx, k, "k")->t;
-        const Tensor& tv = check_tensor(ctx, v, "v")->t;
-        const Tensor& to = check_tensor(ctx, o, "o")->t;
-        ctx->begin_call();
-        c->session->prefill_on_device(tq, tk, tv, to);
-        const auto& acc = c->session->account();
-        int64_t kept = 0;
-        for (int g : acc.global) kept += g;
-        ctx->end_call(c->profile ? kept : -1);
-    });
+    return api::guarded([&] { run_cache_call(cache, q, k, v, o, false); });
 }
 
 TCA_API tca_status tca_cache_decode(tca_cache* cache, const tca_tensor* q, const tca_tensor* k, const tca_tensor* v,
                                     tca_tensor* o) {
-    return api::guarded([&] {
-        tca_cache* c = cache_of(cache);
-        tca_context* ctx = c->ctx;
-        require(c->session->account().tokens_seen > 0, TCA_ERROR_INVALID_ARGUMENT, "decode before prefill");
-        const Tensor& tq = check_tensor(ctx, q, "q")->t;
-        const Tensor& tk = check_tensor(ctx, k, "k")->t;
-        const Tensor& tv = check_tensor(ctx, v, "v")->t;
-        const Tensor& to = check_tensor(ctx, o, "o")->t;
-        ctx->begin_call();
-        c->session->decode_on_device(tq, tk, tv, to);
-        int64_t kept = 0;
-        for (int g : c->session->account().global) kept += g;
-        ctx->end_call(c->profile ? kept : -1);
-    });
+    return api::guarded([&] { run_cache_call(cache, q, k, v, o, true); });
 }
 
 TCA_API tca_status tca_cache_size(const tca_cache* cache, uint64_t* bytes, uint64_t* dense_bytes, int* tokens) {
