@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "cli_run.h"
 #include "harness.h"
 #include "io/npy.h"
 
@@ -18,21 +19,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-    int code;
-    std::string output;  // stdout + stderr
-};
-
-Result tca(const std::string& args) {
-    const std::string cmd = std::string(TCA_CLI_PATH) + " " + args + " 2>&1";
-    Result r{0, ""};
-    FILE* p = popen(cmd.c_str(), "r");
-    char buf[4096];
-    while (size_t n = fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
-    const int status = pclose(p);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
-}
+using Result = test::CliRun;
+Result tca(const std::string& args) { return test::run_cli(args); }
 
 class Cli : public ::testing::Test {
 protected:

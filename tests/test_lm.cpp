@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "cli_run.h"
 #include "core/half.h"
 #include "io/npy.h"
 #include "lm/forward.h"
@@ -432,21 +433,8 @@ TEST(LmModel, MissingFilesNameThePath) {
 
 // ---- `tca lm` and `tca lm-calibrate` end to end, on the tiny model --------------------------------
 
-struct CliRun {
-    int code;
-    std::string output;  // stdout + stderr
-};
-
-CliRun tca_cli(const std::string& args) {
-    const std::string cmd = std::string(TCA_CLI_PATH) + " " + args + " 2>&1";
-    CliRun r{0, ""};
-    FILE* p = popen(cmd.c_str(), "r");
-    char buf[4096];
-    while (size_t n = fread(buf, 1, sizeof buf, p)) r.output.append(buf, n);
-    const int status = pclose(p);
-    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-    return r;
-}
+using test::CliRun;
+CliRun tca_cli(const std::string& args) { return test::run_cli(args); }
 
 json read_json(const fs::path& p) {
     std::ifstream f(p);
