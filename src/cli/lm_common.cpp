@@ -3,10 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include <nlohmann/json.hpp>
-
-#include "core/error.h"
-#include "io/atomic_file.h"
+#include "method/profile.h"
 
 namespace tca::cli {
 
@@ -20,15 +17,8 @@ tca::Context open_lm_context(const std::string& flag) {
 }
 
 ProfileParams read_profile_params(const std::string& path) {
-    const auto text = io::read_file(path);
-    try {
-        const auto doc = nlohmann::json::parse(text.begin(), text.end());
-        const auto& p = doc.at("params");
-        return ProfileParams{p.at("block").get<int>(), p.at("window").get<int>(), p.at("tau").get<double>(),
-                             p.at("alpha").get<double>()};
-    } catch (const nlohmann::json::exception& e) {
-        throw Error(TCA_ERROR_IO, path + ": cannot read the profile's params: " + e.what());
-    }
+    const method::Profile p = method::load_profile(path);  // the profile loader, with its validation
+    return ProfileParams{p.params.block, p.params.window, p.params.tau, p.params.alpha};
 }
 
 }  // namespace tca::cli

@@ -41,15 +41,19 @@ Candidate log_gaussian(const std::vector<int>& K, double mu, double sigma) {
     return c;
 }
 
+// All mass on k = b: every block keeps everything.
+Candidate dense_candidate(const std::vector<int>& K) {
+    Candidate c;
+    c.mu = std::log2(double(K.back()));
+    c.dense = true;
+    c.p.assign(K.size(), 0.0);
+    c.p.back() = 1.0;
+    return c;
+}
+
 Candidate log_gaussian_with_ratio(const std::vector<int>& K, double sigma, double ratio) {
     const double b = K.back();
-    if (ratio >= 1) {  // only the dense distribution keeps everything
-        Candidate c;
-        c.mu = std::log2(b), c.dense = true;
-        c.p.assign(K.size(), 0.0);
-        c.p.back() = 1.0;
-        return c;
-    }
+    if (ratio >= 1) return dense_candidate(K);  // only the dense distribution keeps everything
     // The expected keep count grows monotonically with mu; far outside [0, log2 b] it is pinned at
     // 1 (or b), so bisecting there reaches any reachable ratio to double precision.
     double lo = -4 * sigma - 8, hi = std::log2(b) + 4 * sigma + 8;
@@ -65,15 +69,9 @@ std::vector<Candidate> candidate_grid(const TcaParams& params) {
     const std::vector<int> K = keep_counts(params.block);
     const double top = std::log2(double(params.block)) + params.mu_extra;
     std::vector<Candidate> grid;
-    for (int i = 0; i < params.n_lognormal; ++i) grid.push_back(log_gaussian(K, i * top / (params.n_lognormal - 1), params.sigma));
-    if (params.dense_candidate) {
-        Candidate c;
-        c.mu = std::log2(double(params.block));
-        c.dense = true;
-        c.p.assign(K.size(), 0.0);
-        c.p.back() = 1.0;
-        grid.push_back(std::move(c));
-    }
+    for (int i = 0; i < params.n_lognormal; ++i)
+        grid.push_back(log_gaussian(K, i * top / (params.n_lognormal - 1), params.sigma));
+    if (params.dense_candidate) grid.push_back(dense_candidate(K));
     return grid;
 }
 

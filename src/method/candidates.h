@@ -20,6 +20,9 @@ struct Candidate {
 // The spec's log-Gaussian over K: p_k proportional to exp(-(log2 k - mu)^2 / (2 sigma^2)).
 Candidate log_gaussian(const std::vector<int>& K, double mu, double sigma);
 
+// All mass on the keep count b (the dense candidate).
+Candidate dense_candidate(const std::vector<int>& K);
+
 // The log-Gaussian of width sigma whose expected keep ratio sum_k k p_k / b equals `ratio` (mu found by
 // bisection); ratio >= 1 gives the dense distribution, a ratio below 1/b (every block keeps at
 // least one token) the sparsest reachable one.

@@ -42,8 +42,8 @@ struct Profile {
 
 // A profile without calibration: every head uses the log-Gaussian (the grid's sigma) whose expected
 // keep ratio (sum_k k p_k / b) is `keep_ratio`, appended to the candidate list after the grid
-// (log_gaussian_with_ratio). covered_mass is 0 (unmeasured) and keep_ratio is that expected ratio. For benchmarks that read speed apart from
-// calibration, and for runtimes that want a fixed budget.
+// (log_gaussian_with_ratio). covered_mass is 0 (unmeasured) and keep_ratio is that expected ratio.
+// For benchmarks that read speed apart from calibration, and for runtimes that want a fixed budget.
 Profile fixed_ratio_profile(const TcaParams& params, const ModelShape& shape, double keep_ratio);
 
 std::string profile_to_json(const Profile& p);
