@@ -25,13 +25,24 @@ std::vector<std::string> devices_under_test() {
     return names;
 }
 
-Device& device(const std::string& name) {
-    static std::mutex mu;
+namespace {
+std::mutex g_devices_mu;
+std::map<std::string, std::unique_ptr<Device>>& open_devices() {
     static std::map<std::string, std::unique_ptr<Device>> open;
-    std::lock_guard<std::mutex> lock(mu);
-    auto& slot = open[name];
+    return open;
+}
+}  // namespace
+
+Device& device(const std::string& name) {
+    std::lock_guard<std::mutex> lock(g_devices_mu);
+    auto& slot = open_devices()[name];
     if (!slot) slot = open_device(name);
     return *slot;
+}
+
+void close_devices() {
+    std::lock_guard<std::mutex> lock(g_devices_mu);
+    open_devices().clear();
 }
 
 Device& reference() { return device("cpu"); }

@@ -22,6 +22,12 @@ std::vector<std::string> devices_under_test();
 // The device instance for a name, opened once per process and shared by tests.
 Device& device(const std::string& name);
 Device& reference();
+// Closes every device device() opened (after the last test, so that what their destruction makes the
+// Vulkan validation layer say is still checked; see vk_validation_listener.cpp).
+void close_devices();
+// Fails the current test (or, outside one, the run) if Vulkan validation messages arrived since the
+// last check, printing them; `where` names the point of the check.
+void check_validation_messages(const std::string& where);
 // True when running in CI (CI=true): a missing OpenCL or Vulkan device is then a failure.
 bool in_ci();
 

@@ -1,12 +1,18 @@
 // Vulkan-specific checks: every TCA op against the CPU reference on a couple of shapes, the
 // feature fallbacks (no 16-bit storage, no subgroups) against the native path, determinism,
-// profiling names, the pipeline cache file, error codes, and a quiet validation layer.
+// profiling names, the pipeline cache file, error codes, and the validation layer's messages failing tests.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <numeric>
+#include <utility>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest-spi.h>
 
 #include "backends/vulkan_testing.h"
 #include "device/backends.h"
@@ -499,11 +505,138 @@ TEST_P(VulkanOps, DISABLED_PerfL4096) {
     }
 }
 
-// Last in this file: nothing above may have caused a validation message.
-TEST_P(VulkanOps, ZzValidationLayerStayedQuiet) {
+// Independent ops recorded back to back need no barrier between them, yet each binds absent optional
+// buffers (no kept lists, no column sums, no probabilities, no dst_len) that its shader may write.
+// Sharing one dummy for them made synchronization validation report RAW/WAR/WAW hazards on it; the
+// listener fails this test on any message. Results must match the reference as well.
+TEST_P(VulkanOps, IndependentOpsBackToBackAreHazardFree) {
+    Device& dev = device(GetParam());
+    const int hq = 4, hkv = 2, len = 96, d = 64;
+    const auto q = randn(size_t(hq) * len * d, 81), k = randn(size_t(hkv) * len * d, 82), v = randn(size_t(hkv) * len * d, 83);
+    const auto q1 = std::vector<float>(q.begin(), q.begin() + size_t(hq) * d);
+    auto run = [&](Device& x) {
+        auto tq = make_tensor(x, DType::f32, hq, len, d, q), tq1 = make_tensor(x, DType::f32, hq, 1, d, q1);
+        auto tk = make_tensor(x, DType::f32, hkv, len, d, k), tv = make_tensor(x, DType::f32, hkv, len, d, v);
+        auto o1 = make_output(x, hq, len, d), o2 = make_output(x, hq, len, d);
+        auto o3 = make_output(x, hq, 1, d), o4 = make_output(x, hq, 1, d);
+        auto tiny = make_tensor(x, DType::f32, 1, 2, d, std::vector<float>(q.begin(), q.begin() + 2 * d));
+        std::vector<GuardedTensor> small;
+        for (int i = 0; i < 70; ++i) small.push_back(make_output(x, 1, 2, d));
+        // Everything below is recorded into one command buffer (a host write would submit it).
+        PrefillArgs p;
+        p.q = tq.t, p.k = tk.t, p.v = tv.t, p.o = o1.t;
+        x.prefill(p);
+        p.o = o2.t;
+        x.prefill(p);
+        DecodeArgs dc;
+        dc.q = tq1.t, dc.k1 = tk.t, dc.v1 = tv.t, dc.n1 = len, dc.o = o3.t;
+        x.decode(dc);
+        dc.o = o4.t;
+        x.decode(dc);
+        // More independent ops in a row than the backend keeps dummy slots for between barriers (64).
+        for (const auto& g : small) {
+            PrefillArgs sp;
+            sp.q = tiny.t, sp.k = tiny.t, sp.v = tiny.t, sp.o = g.t;
+            x.prefill(sp);
+        }
+        std::vector<float> all;
+        for (const auto* g : {&o1, &o2, &o3, &o4}) {
+            const auto r = read_tensor(x, *g);
+            all.insert(all.end(), r.begin(), r.end());
+        }
+        for (const auto& g : small) {
+            const auto r = read_tensor(x, g);
+            all.insert(all.end(), r.begin(), r.end());
+        }
+        return all;
+    };
+    const auto ref = run(reference()), got = run(dev);
+    expect_finite(got, "outputs");
+    EXPECT_LE(nmse(ref, got), 1e-9);
+}
+
+// Under TCA_VULKAN_VALIDATION=1 (as CTest runs every test) the layer checks synchronization too.
+TEST_P(VulkanOps, SynchronizationValidationIsOnUnderValidation) {
     const char* v = std::getenv("TCA_VULKAN_VALIDATION");
     if (!v || std::string(v) != "1") GTEST_SKIP() << "validation off (set TCA_VULKAN_VALIDATION=1)";
-    EXPECT_EQ(vulkan_validation_message_count(), 0u);
+    EXPECT_TRUE(vulkan_testing::synchronization_validation_on(device(GetParam())));
+}
+
+// ---- the validation listener (vk_validation_listener.cpp) ------------------------------------------
+
+// Run only as a child of the test below: a missing barrier, and no assertion that could fail.
+TEST(VulkanValidation, DISABLED_UnsynchronisedWritesChild) {
+    BackendOptions opt = BackendOptions::from_environment();
+    opt.vulkan_validation = true;
+    auto dev = make_vulkan_device(index_of(vulkan_devices_under_test().at(0)), opt);
+    vulkan_testing::record_unsynchronised_writes(*dev);
+}
+
+// The same device work with the library's own barriers: nothing to report.
+TEST(VulkanValidation, DISABLED_SynchronisedWritesChild) {
+    BackendOptions opt = BackendOptions::from_environment();
+    opt.vulkan_validation = true;
+    auto dev = make_vulkan_device(index_of(vulkan_devices_under_test().at(0)), opt);
+    Buffer b = dev->alloc(256);
+    dev->fill_zero(BufView{b, 0}, 256);
+    dev->fill_zero(BufView{b, 0}, 256);
+    dev->finish();
+}
+
+// Runs one of the child tests above in a process of its own (this binary); stdout and stderr together.
+std::pair<int, std::string> run_child(const std::string& test) {
+    char exe[4096];
+    const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return {-1, "readlink(/proc/self/exe) failed"};
+    exe[n] = 0;
+    const std::string cmd = "TCA_VULKAN_VALIDATION=1 '" + std::string(exe) + "' --gtest_also_run_disabled_tests --gtest_filter=" +
+                            test + " 2>&1";
+    std::pair<int, std::string> r{-1, ""};
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) return {-1, "popen failed"};
+    char buf[4096];
+    while (size_t k = fread(buf, 1, sizeof buf, p)) r.second.append(buf, k);
+    const int status = pclose(p);
+    r.first = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return r;
+}
+
+// A validation message fails the test during which it came, though the test asserts nothing; the
+// same work done with barriers passes. (CTest runs each test alone, so a check in a test that runs
+// "last" could never see another test's messages: the listener checks after every test instead.)
+TEST(VulkanValidation, AMessageFailsTheTestThatCausedIt) {
+    if (vulkan_devices_under_test().empty()) {
+        if (in_ci()) FAIL() << "no Vulkan device in CI";
+        GTEST_SKIP() << "no Vulkan device";
+    }
+    {
+        BackendOptions opt = BackendOptions::from_environment();
+        opt.vulkan_validation = true;
+        auto dev = make_vulkan_device(index_of(vulkan_devices_under_test()[0]), opt);
+        if (!vulkan_testing::synchronization_validation_on(*dev)) {
+            if (in_ci()) FAIL() << "CI runs with the validation layer and its synchronization validation";
+            GTEST_SKIP() << "no validation layer with synchronization validation installed";
+        }
+    }
+    const auto bad = run_child("VulkanValidation.DISABLED_UnsynchronisedWritesChild");
+    EXPECT_EQ(bad.first, 1) << bad.second;
+    EXPECT_NE(bad.second.find("SYNC-HAZARD-WRITE-AFTER-WRITE"), std::string::npos) << bad.second;
+    EXPECT_NE(bad.second.find("Vulkan validation message(s) during this test"), std::string::npos) << bad.second;
+    EXPECT_NE(bad.second.find("[  FAILED  ] VulkanValidation.DISABLED_UnsynchronisedWritesChild"), std::string::npos)
+        << bad.second;
+    const auto good = run_child("VulkanValidation.DISABLED_SynchronisedWritesChild");
+    EXPECT_EQ(good.first, 0) << good.second;
+    EXPECT_EQ(good.second.find("[vulkan validation]"), std::string::npos) << good.second;
+}
+
+// Messages of a test's own VkInstance (its messenger hands them on) fail the test just the same.
+TEST(VulkanValidation, CallersMessagesFailTheTestToo) {
+    EXPECT_NONFATAL_FAILURE(
+        {
+            vulkan_testing::record_validation_message("a message from the caller's messenger");
+            check_validation_messages("during this test");
+        },
+        "a message from the caller's messenger");
 }
 
 GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(VulkanOps);

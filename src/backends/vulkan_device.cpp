@@ -22,6 +22,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <utility>
@@ -37,7 +38,26 @@ namespace tca {
 
 namespace {
 
+// Validation-layer messages of severity warning or error seen by this process: the library's own
+// messengers and those the tests install on their own instances (vulkan_testing::record_validation_message)
+// add here, and the test harness fails the test during which the count grew. Texts are kept up to a cap.
+struct ValidationLog {
+    std::mutex mu;
+    std::vector<std::string> texts;
+};
+ValidationLog& validation_log() {
+    static auto* log = new ValidationLog;  // never destroyed: devices closed during exit may still report
+    return *log;
+}
 std::atomic<uint64_t> g_validation_messages{0};
+constexpr size_t kMaxValidationTexts = 1000;
+
+void record_validation(const char* text) {
+    ValidationLog& log = validation_log();
+    std::lock_guard<std::mutex> lock(log.mu);
+    if (log.texts.size() < kMaxValidationTexts) log.texts.emplace_back(text ? text : "(no message)");
+    ++g_validation_messages;
+}
 
 const char* result_name(VkResult r) {
     switch (r) {
@@ -92,8 +112,9 @@ VKAPI_ATTR VkBool32 VKAPI_CALL debug_callback(VkDebugUtilsMessageSeverityFlagBit
                                               VkDebugUtilsMessageTypeFlagsEXT, const VkDebugUtilsMessengerCallbackDataEXT* data,
                                               void*) {
     if (severity & (VK_DEBUG_UTILS_MESSAGE_SEVERITY_WARNING_BIT_EXT | VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT)) {
-        ++g_validation_messages;
-        std::fprintf(stderr, "[vulkan validation] %s\n", data && data->pMessage ? data->pMessage : "(no message)");
+        const char* text = data && data->pMessage ? data->pMessage : "(no message)";
+        record_validation(text);
+        std::fprintf(stderr, "[vulkan validation] %s\n", text);
     }
     return VK_FALSE;
 }
@@ -133,6 +154,7 @@ struct Context {
     VkDevice device = VK_NULL_HANDLE;
     uint32_t api_version = VK_API_VERSION_1_1;  // instance version asked for
     bool external = false;  // the caller's instance and device (interop): never destroyed here
+    bool sync_validation = false;  // our instance runs the layer's synchronization validation
 
     ~Context() {
         if (external) return;
@@ -168,7 +190,7 @@ std::shared_ptr<Context> create_instance(bool validation) {
         flags |= VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR;
     }
     std::vector<const char*> layers;
-    bool messenger = false;
+    bool messenger = false, sync_validation = false;
     if (validation) {
         vkEnumerateInstanceLayerProperties(&n, nullptr);
         std::vector<VkLayerProperties> props(n);
@@ -182,6 +204,18 @@ std::shared_ptr<Context> create_instance(bool validation) {
             enabled.push_back(VK_EXT_DEBUG_UTILS_EXTENSION_NAME);
             messenger = true;
         }
+        // Synchronization validation (missing or wrong barriers between dispatches and copies) is off
+        // by default in the layer; VK_EXT_validation_features, which the layer itself provides, turns it on.
+        if (have_layer) {
+            uint32_t m = 0;
+            vkEnumerateInstanceExtensionProperties("VK_LAYER_KHRONOS_validation", &m, nullptr);
+            std::vector<VkExtensionProperties> layer_exts(m);
+            vkEnumerateInstanceExtensionProperties("VK_LAYER_KHRONOS_validation", &m, layer_exts.data());
+            layer_exts.resize(m);
+            sync_validation = has_extension(layer_exts, VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME);
+            if (sync_validation) enabled.push_back(VK_EXT_VALIDATION_FEATURES_EXTENSION_NAME);
+            else std::fprintf(stderr, "tca: the vulkan validation layer has no VK_EXT_validation_features: no synchronization validation\n");
+        }
     }
 
     VkDebugUtilsMessengerCreateInfoEXT dbg{VK_STRUCTURE_TYPE_DEBUG_UTILS_MESSENGER_CREATE_INFO_EXT};
@@ -190,12 +224,19 @@ std::shared_ptr<Context> create_instance(bool validation) {
                       VK_DEBUG_UTILS_MESSAGE_TYPE_PERFORMANCE_BIT_EXT;
     dbg.pfnUserCallback = debug_callback;
 
+    const VkValidationFeatureEnableEXT sync_feature = VK_VALIDATION_FEATURE_ENABLE_SYNCHRONIZATION_VALIDATION_EXT;
+    VkValidationFeaturesEXT features{VK_STRUCTURE_TYPE_VALIDATION_FEATURES_EXT};
+    features.enabledValidationFeatureCount = 1;
+    features.pEnabledValidationFeatures = &sync_feature;
+    dbg.pNext = sync_validation ? &features : nullptr;
+
     VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
     app.pApplicationName = "libtca";
     app.pEngineName = "libtca";
     app.apiVersion = ctx->api_version;
     VkInstanceCreateInfo ci{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
-    ci.pNext = messenger ? &dbg : nullptr;  // also covers messages from instance creation itself
+    // The messenger also covers messages from instance creation itself.
+    ci.pNext = messenger ? static_cast<const void*>(&dbg) : sync_validation ? static_cast<const void*>(&features) : nullptr;
     ci.flags = flags;
     ci.pApplicationInfo = &app;
     ci.enabledLayerCount = uint32_t(layers.size());
@@ -206,8 +247,10 @@ std::shared_ptr<Context> create_instance(bool validation) {
     if (messenger) {
         auto create = reinterpret_cast<PFN_vkCreateDebugUtilsMessengerEXT>(
             vkGetInstanceProcAddr(ctx->instance, "vkCreateDebugUtilsMessengerEXT"));
+        dbg.pNext = nullptr;  // the features belong to instance creation only
         if (create) VK_CHECK(create(ctx->instance, &dbg, nullptr, &ctx->messenger));
     }
+    ctx->sync_validation = sync_validation;
     return ctx;
 }
 
@@ -392,7 +435,7 @@ struct GemmPC {  // shaders/gemm.comp
 
 static_assert(sizeof(GatherPC) <= 128 && sizeof(DecodePC) <= 128 && sizeof(AttnPC) <= 128, "push constants over 128 bytes");
 
-// A binding of one dispatch: a whole buffer, read or written. An empty view binds a dummy buffer.
+// A binding of one dispatch: a whole buffer, read or written. An empty view binds a slot of a dummy buffer.
 struct Bind {
     BufView view;
     bool write = false;
@@ -585,6 +628,15 @@ public:
         static const uint32_t garbage[] = {0x12345678u, 0x00010000u, 0, 5, 0};
         create_module("broken", reinterpret_cast<const unsigned char*>(garbage), sizeof garbage);
     }
+    bool sync_validation_on() const { return ctx_->sync_validation; }
+    void unsynchronised_writes() {
+        Buffer b = make_buffer(256, false);
+        keep_alive_.push_back(b);
+        VkCommandBuffer c = cmd();
+        vkCmdFillBuffer(c, vk(b)->buffer, 0, 256, 1);
+        vkCmdFillBuffer(c, vk(b)->buffer, 0, 256, 2);  // on purpose without the barrier hazard() would add
+        submit_and_wait();
+    }
 
 private:
     // ---- device setup ----------------------------------------------------------------------------
@@ -706,9 +758,18 @@ private:
         return BufView{b, 0};
     }
 
-    Buffer dummy() {
-        if (!dummy_) dummy_ = make_buffer(16, false);
-        return dummy_;
+    // What an absent optional binding points at: a slot of the dummy buffer that no other dispatch since
+    // the last barrier was given. Shaders statically write some optional bindings (behind a branch that
+    // is not taken when the buffer is absent), and the validation layer counts static use as access:
+    // one dummy shared by consecutive dispatches read as RAW/WAR/WAW hazards on it. A barrier would
+    // order accesses that never happen; distinct slots leave nothing to order. When every slot is
+    // taken, one barrier frees them all: hazard(..., true) records it before the dispatch asks for a slot.
+    VkDescriptorBufferInfo dummy_slot() {
+        const VkDeviceSize align = std::max<VkDeviceSize>(pi_.props.limits.minStorageBufferOffsetAlignment, 4);
+        const VkDeviceSize slot = (16 + align - 1) / align * align;
+        if (!dummy_) dummy_ = make_buffer(size_t(slot) * kDummySlots, false);
+        if (dummy_slots_used_ == kDummySlots) throw Error(TCA_ERROR_INTERNAL, "vulkan: no free dummy slot");
+        return {vk(dummy_)->buffer, slot * dummy_slots_used_++, slot};
     }
 
     // ---- command recording and synchronisation ---------------------------------------------------
@@ -737,23 +798,28 @@ private:
     }
 
     // Inserts a barrier when a command about to be recorded reads or writes a buffer written since the
-    // last barrier (RAW, WAW), or writes one read since then (WAR). Tracking is per VkBuffer.
-    void hazard(const std::vector<VkBuffer>& reads, const std::vector<VkBuffer>& writes) {
-        bool need = false;
+    // last barrier (RAW, WAW), or writes one read since then (WAR), or needs a dummy slot and none is
+    // free (see dummy_slot). Tracking is per VkBuffer.
+    void hazard(const std::vector<VkBuffer>& reads, const std::vector<VkBuffer>& writes, bool takes_dummy_slot = false) {
+        bool need = takes_dummy_slot && dummy_slots_used_ == kDummySlots;
         for (VkBuffer b : reads) need = need || written_.count(b);
         for (VkBuffer b : writes) need = need || written_.count(b) || read_.count(b);
-        if (need) {
-            VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
-            mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
-            mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
-                               VK_ACCESS_TRANSFER_WRITE_BIT;
-            const VkPipelineStageFlags stages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
-            vkCmdPipelineBarrier(cmd(), stages, stages, 0, 1, &mb, 0, nullptr, 0, nullptr);
-            written_.clear();
-            read_.clear();
-        }
+        if (need) barrier();
         read_.insert(reads.begin(), reads.end());
         written_.insert(writes.begin(), writes.end());
+    }
+
+    // Orders every compute and transfer access recorded so far before every later one.
+    void barrier() {
+        VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+        mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+        mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                           VK_ACCESS_TRANSFER_WRITE_BIT;
+        const VkPipelineStageFlags stages = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+        vkCmdPipelineBarrier(cmd(), stages, stages, 0, 1, &mb, 0, nullptr, 0, nullptr);
+        written_.clear();
+        read_.clear();
+        dummy_slots_used_ = 0;
     }
 
     void submit_and_wait() {
@@ -776,6 +842,7 @@ private:
         recording_ = false;
         written_.clear();
         read_.clear();
+        dummy_slots_used_ = 0;
         VK_CHECK(vkEndCommandBuffer(cb_));
         VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
         si.commandBufferCount = 1;
@@ -956,23 +1023,31 @@ private:
         VkDescriptorSetLayout sl;
         VkPipelineLayout pl = layout_for(n, &sl);
         VkDescriptorSet set = descriptor_set(sl);
+        std::vector<VkBuffer> reads, wrs;
+        bool any_absent = false;
+        for (const Bind& b : binds) {
+            if (!b.view) {  // never accessed: not tracked for barriers (see dummy_slot)
+                any_absent = true;
+                continue;
+            }
+            keep_alive_.push_back(b.view.buf);
+            (b.write ? wrs : reads).push_back(vk(b.view.buf)->buffer);
+        }
+        // The barrier, if any, comes first: it frees the dummy slots, and this dispatch's comes after it.
+        hazard(reads, wrs, any_absent);
+        const VkDescriptorBufferInfo absent = any_absent ? dummy_slot() : VkDescriptorBufferInfo{};
         std::vector<VkDescriptorBufferInfo> infos(n);
         std::vector<VkWriteDescriptorSet> writes(n);
-        std::vector<VkBuffer> reads, wrs;
         for (uint32_t i = 0; i < n; ++i) {
-            Buffer b = binds[i].view ? binds[i].view.buf : dummy();
-            keep_alive_.push_back(b);
-            infos[i] = {vk(b)->buffer, 0, VK_WHOLE_SIZE};
+            infos[i] = binds[i].view ? VkDescriptorBufferInfo{vk(binds[i].view.buf)->buffer, 0, VK_WHOLE_SIZE} : absent;
             writes[i] = {VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET};
             writes[i].dstSet = set;
             writes[i].dstBinding = i;
             writes[i].descriptorCount = 1;
             writes[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
             writes[i].pBufferInfo = &infos[i];
-            (binds[i].write ? wrs : reads).push_back(vk(b)->buffer);
         }
         vkUpdateDescriptorSets(ctx_->device, n, writes.data(), 0, nullptr);
-        hazard(reads, wrs);
         VkCommandBuffer c = cmd();
         vkCmdBindPipeline(c, VK_PIPELINE_BIND_POINT_COMPUTE, p);
         vkCmdBindDescriptorSets(c, VK_PIPELINE_BIND_POINT_COMPUTE, pl, 0, 1, &set, 0, nullptr);
@@ -1083,6 +1158,7 @@ private:
 
     static constexpr uint32_t kMaxQueries = 512;
     static constexpr uint32_t kSetsPerPool = 256;
+    static constexpr uint32_t kDummySlots = 64;  // dispatches with absent bindings between two barriers
 
     BackendOptions options_;
     std::shared_ptr<Context> ctx_;
@@ -1117,6 +1193,7 @@ private:
 
     std::map<int, Buffer> scratch_;
     Buffer dummy_;
+    uint32_t dummy_slots_used_ = 0;  // since the last barrier
 
     // Tile shape of the flash-attention family for head dim d (see shaders/attn.glsl).
     struct AttnTiles {
@@ -1441,6 +1518,17 @@ std::string pipeline_cache_path(Device& d) { return as_vulkan(d).cache_path(); }
 void build_broken_shader(Device& d) { as_vulkan(d).build_broken_shader(); }
 bool uses_fp16_storage(Device& d) { return as_vulkan(d).fp16_storage_on(); }
 bool uses_subgroups(Device& d) { return as_vulkan(d).subgroups_on(); }
+bool synchronization_validation_on(Device& d) { return as_vulkan(d).sync_validation_on(); }
+void record_unsynchronised_writes(Device& d) { as_vulkan(d).unsynchronised_writes(); }
+
+uint64_t validation_message_count() { return g_validation_messages.load(); }
+std::vector<std::string> validation_messages(uint64_t from) {
+    ValidationLog& log = validation_log();
+    std::lock_guard<std::mutex> lock(log.mu);
+    if (from >= log.texts.size()) return {};
+    return std::vector<std::string>(log.texts.begin() + std::ptrdiff_t(from), log.texts.end());
+}
+void record_validation_message(const char* text) { record_validation(text); }
 
 }  // namespace vulkan_testing
 

@@ -3,6 +3,9 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
 
 #include "device/device.h"
 
@@ -22,5 +25,20 @@ void build_broken_shader(Device& dev);
 // TCA_VULKAN_DISABLE_FP16_STORAGE / TCA_VULKAN_DISABLE_SUBGROUPS switches).
 bool uses_fp16_storage(Device& dev);
 bool uses_subgroups(Device& dev);
+
+// Whether `dev`'s own instance runs the validation layer's synchronization validation
+// (on with TCA_VULKAN_VALIDATION=1 wherever the layer offers VK_EXT_validation_features).
+bool synchronization_validation_on(Device& dev);
+// Records two fills of one buffer with no barrier between them and submits them: a write-after-write
+// hazard that synchronization validation reports. Proves the checks, and the harness's reaction, work.
+void record_unsynchronised_writes(Device& dev);
+
+// Validation-layer messages (severity warning or error) this process has seen, numbered from 0 in
+// order: those of the library's own instances and those handed to record_validation_message().
+uint64_t validation_message_count();
+// Texts of messages number `from` onwards (the first 1000 of a process are kept).
+std::vector<std::string> validation_messages(uint64_t from);
+// For the messenger of a test's own VkInstance (interop): counts `text` as a message of this process.
+void record_validation_message(const char* text);
 
 }  // namespace tca::vulkan_testing
