@@ -637,6 +637,13 @@ public:
         vkCmdFillBuffer(c, vk(b)->buffer, 0, 256, 2);  // on purpose without the barrier hazard() would add
         submit_and_wait();
     }
+    void leak_buffer() {
+        VkBufferCreateInfo bci{VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO};
+        bci.size = 256;
+        bci.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT;
+        VkBuffer b = VK_NULL_HANDLE;
+        VK_CHECK(vkCreateBuffer(ctx_->device, &bci, nullptr, &b));  // never destroyed, on purpose
+    }
 
 private:
     // ---- device setup ----------------------------------------------------------------------------
@@ -1520,6 +1527,7 @@ bool uses_fp16_storage(Device& d) { return as_vulkan(d).fp16_storage_on(); }
 bool uses_subgroups(Device& d) { return as_vulkan(d).subgroups_on(); }
 bool synchronization_validation_on(Device& d) { return as_vulkan(d).sync_validation_on(); }
 void record_unsynchronised_writes(Device& d) { as_vulkan(d).unsynchronised_writes(); }
+void leak_buffer(Device& d) { as_vulkan(d).leak_buffer(); }
 
 uint64_t validation_message_count() { return g_validation_messages.load(); }
 std::vector<std::string> validation_messages(uint64_t from) {

@@ -32,6 +32,9 @@ bool synchronization_validation_on(Device& dev);
 // Records two fills of one buffer with no barrier between them and submits them: a write-after-write
 // hazard that synchronization validation reports. Proves the checks, and the harness's reaction, work.
 void record_unsynchronised_writes(Device& dev);
+// Creates a VkBuffer on `dev`'s device and never destroys it: the validation layer reports the leak
+// when `dev` is closed. Proves messages that come after the last test fail the run.
+void leak_buffer(Device& dev);
 
 // Validation-layer messages (severity warning or error) this process has seen, numbered from 0 in
 // order: those of the library's own instances and those handed to record_validation_message().
