@@ -33,6 +33,7 @@ struct tca_cache {
         session = profile ? method::make_tca_session(*ctx->device, shape, profile->params, profile->layer_p(layer),
                                                      max_tokens, kv_dtype)
                           : method::make_dense_session(*ctx->device, shape, max_tokens, kv_dtype);
+        session->set_step_trace(false);  // a library cache keeps no per-step history: host memory stays flat
     }
 };
 

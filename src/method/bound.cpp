@@ -55,6 +55,7 @@ std::vector<QueryBound> error_bound(const HostTensor& q, const HostTensor& k, co
     check_shapes(q, k, v);
     require(o.heads == q.heads && o.tokens == q.tokens && o.dim == q.dim, TCA_ERROR_SHAPE_MISMATCH,
             "error_bound: output shape differs from q");
+    require(trace.steps_recorded, TCA_ERROR_INVALID_ARGUMENT, "error_bound: the session ran without step tracing");
     require(trace.total_tokens() == q.tokens, TCA_ERROR_SHAPE_MISMATCH, "error_bound: trace covers another length");
     const int T = q.tokens, d = q.dim, group = q.heads / k.heads;
     const double scale = key_scale(d);

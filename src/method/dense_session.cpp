@@ -29,6 +29,7 @@ public:
         g.src_k = k, g.src_v = v, g.dst_k = k_, g.dst_v = v_, g.uniform_count = P;
         dev_.gather(g);
         acc_.tokens_seen = acc_.ring = P;
+        prompt_ = P;
     }
 
     void decode_on_device(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o) override {
@@ -42,7 +43,7 @@ public:
         a.q = q, a.o = o, a.k1 = k_, a.v1 = v_, a.n1 = t + 1;
         dev_.decode(a);
         acc_.tokens_seen = acc_.ring = t + 1;
-        trace_n1_.push_back(t + 1);
+        if (step_trace_) trace_n1_.push_back(t + 1);
     }
 
     const CacheAccount& account() const override { return acc_; }
@@ -51,7 +52,8 @@ public:
     AttentionTrace trace() override {
         AttentionTrace tr;
         tr.dense = true;
-        tr.prompt = acc_.tokens_seen - int(trace_n1_.size());
+        tr.prompt = prompt_;
+        tr.steps_recorded = step_trace_;
         tr.step_n1 = trace_n1_;
         tr.step_n2.assign(trace_n1_.size(), std::vector<int>(s_.kv_heads, 0));
         tr.g_positions.assign(s_.kv_heads, {});
@@ -74,6 +76,7 @@ private:
     Tensor k_, v_;
     CacheAccount acc_;
     std::vector<int> trace_n1_;
+    int prompt_ = 0;
 };
 
 }  // namespace

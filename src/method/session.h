@@ -65,8 +65,15 @@ public:
     virtual const CacheAccount& account() const = 0;
     // |G| per KV head as the device holds it (a read-back; tests compare it with account()).
     virtual std::vector<int> device_global_lengths() = 0;
-    // What every query so far attended to (reads G's positions back from the device).
+    // What every query so far attended to (reads G's positions back from the device). The per-step
+    // records (step_n1/step_n2, what each decode query saw) exist only while step tracing is on;
+    // without them trace() still gives G's positions and the prefill selection.
     virtual AttentionTrace trace() = 0;
+    // Per-step tracing costs host memory on every decode step (it grows without bound), so only the
+    // error-bound tools (tests, `tca attend`) turn it on; library caches run without it. Turn it on
+    // before the first call.
+    void set_step_trace(bool on) { step_trace_ = on; }
+    bool step_trace() const { return step_trace_; }
     virtual CacheContents contents() = 0;
 
 protected:
@@ -76,6 +83,7 @@ protected:
     Device& dev_;
     AttnShape s_;
     DType kv_dtype_;
+    bool step_trace_ = true;
 
 private:
     Tensor step_[4];  // host decode staging: q, k, v, o of one token

@@ -112,8 +112,10 @@ public:
         if (compress) a.probs = probs_, a.probs_n = b;
         dev_.decode(a);
         // What this query saw (the G prefix and the tail), for the trace.
-        step_n2_.push_back(acc_.global);
-        step_n1_.push_back(n1_);
+        if (step_trace_) {
+            step_n2_.push_back(acc_.global);
+            step_n1_.push_back(n1_);
+        }
         acc_.tokens_seen = t + 1;
         acc_.ring = std::min(n1_, w);
         acc_.pending = n1_ - acc_.ring;
@@ -140,6 +142,7 @@ public:
             tr.g_positions[h].assign(pos.begin() + size_t(h) * capacity_, pos.begin() + size_t(h) * capacity_ + acc_.global[h]);
         tr.step_n2 = step_n2_;
         tr.step_n1 = step_n1_;
+        tr.steps_recorded = step_trace_;
         return tr;
     }
 

@@ -21,6 +21,7 @@ struct AttentionTrace {
     std::vector<std::vector<int>> g_positions;   // [kv head] positions in G, append order (ascending)
     std::vector<std::vector<int>> step_n2;       // [decode step][kv head] |G| seen by that step
     std::vector<int> step_n1;                    // [decode step] uncompressed tokens seen by that step
+    bool steps_recorded = true;                  // false: the session ran without step tracing
 
     int total_tokens() const { return prompt + int(step_n1.size()); }
     // m[j] = 1 if the query at position `pos` of KV head `h` attended key j (j <= pos), else 0.
