@@ -164,6 +164,15 @@ TEST(Npy, RejectsShapesWhoseCountOverflows) {
     EXPECT_THROW(a.elements(), Error);
 }
 
+// A version 1.0 header holds at most 65535 bytes; a longer one used to be written with its length
+// truncated to 16 bits, a corrupt file.
+TEST(Npy, WriterRefusesAHeaderTooLongForVersion1) {
+    NpyArray a = make_f32(std::vector<int64_t>(40000, 1), {2.f});
+    EXPECT_THROW(encode_npy(a), Error);
+    a = make_f32(std::vector<int64_t>(64, 1), {2.f});  // NumPy's own rank limit still writes and reads
+    EXPECT_EQ(parse_npy(encode_npy(a), "rank 64").shape.size(), 64u);
+}
+
 // Tensors keep heads, tokens and dim in int: 2^31 wrapped to a negative token count. The file is
 // sparse (no disk space) and the header is checked before its 4 GiB of data would be read.
 TEST(Npy, FloatTensorDimensionsMustFitInt) {

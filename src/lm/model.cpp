@@ -1,8 +1,7 @@
 #include "lm/model.h"
 
-#include <climits>
 #include <cmath>
-#include <cstring>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 

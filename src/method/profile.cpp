@@ -1,5 +1,6 @@
 #include "method/profile.h"
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <nlohmann/json.hpp>

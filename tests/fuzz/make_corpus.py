@@ -109,7 +109,7 @@ def profile_seeds(tca):
 
 # ---- model ---------------------------------------------------------------------------------------
 
-def model(layers=1, dim=8, heads=2, kv_heads=1, head_dim=4, ffn=8, first=0x3c00):
+def model(layers=1, dim=2, heads=1, kv_heads=1, head_dim=2, ffn=2, first=0x3c00):
     qd, kvd = heads * head_dim, kv_heads * head_dim
     shapes = [("tok_emb", [256, dim])]
     for i in range(layers):
@@ -136,12 +136,12 @@ def model(layers=1, dim=8, heads=2, kv_heads=1, head_dim=4, ffn=8, first=0x3c00)
 
 
 def model_seed(name, doc, weights):
-    out("model", name, json.dumps(doc, indent=1).encode() + b"\0" + weights)
+    out("model", name, json.dumps(doc).encode() + b"\0" + weights)
 
 
 def model_seeds():
     model_seed("valid-1layer.model", *model())
-    model_seed("valid-2layer-gqa.model", *model(layers=2, heads=4, kv_heads=2, head_dim=2))
+    model_seed("valid-2layer-gqa.model", *model(layers=2, dim=4, heads=2, kv_heads=1, head_dim=2, ffn=4))
     doc, w = model()
     doc["config"]["n_layers"] = 16777216  # issue 11: millions of tensor names from 5 KB
     model_seed("miss-huge-layers.model", doc, w)
