@@ -23,6 +23,13 @@ namespace {
     throw Error(TCA_ERROR_IO, what + ": " + msg);
 }
 
+// The header as quoted in a message: a hostile header may be up to kMaxHeaderBytes long.
+std::string excerpt(const std::string& h) {
+    std::string e = h.substr(0, 200);
+    while (!e.empty() && std::isspace(static_cast<unsigned char>(e.back()))) e.pop_back();
+    return h.size() > 200 ? e + "..." : e;
+}
+
 // Minimal cursor over the header dict text.
 struct Cursor {
     const std::string& s;
@@ -41,11 +48,11 @@ struct Cursor {
         return false;
     }
     void expect(char c) {
-        if (!eat(c)) bad(what, std::string("malformed .npy header (expected '") + c + "'): " + s);
+        if (!eat(c)) bad(what, std::string("malformed .npy header (expected '") + c + "'): " + excerpt(s));
     }
     std::string quoted() {
         skip_ws();
-        if (i >= s.size() || (s[i] != '\'' && s[i] != '"')) bad(what, "malformed .npy header (expected a string): " + s);
+        if (i >= s.size() || (s[i] != '\'' && s[i] != '"')) bad(what, "malformed .npy header (expected a string): " + excerpt(s));
         const char q = s[i++];
         const size_t end = s.find(q, i);
         if (end == std::string::npos) bad(what, "malformed .npy header (unterminated string)");
@@ -169,7 +176,7 @@ Header parse_dict(const std::string& h, const Preamble& pre, uint64_t total, con
     // Entries are separated by commas; a trailing comma before '}' is what NumPy writes.
     while (!c.eat('}')) {
         const std::string key = c.quoted();
-        if (!keys.insert(key).second) bad(what, "duplicate key '" + key + "' in .npy header: " + h);
+        if (!keys.insert(key).second) bad(what, "duplicate key '" + key + "' in .npy header: " + excerpt(h));
         c.expect(':');
         if (key == "descr") {
             a.type = parse_descr(c.quoted(), what);
@@ -182,7 +189,7 @@ Header parse_dict(const std::string& h, const Preamble& pre, uint64_t total, con
             while (!c.eat(')')) {
                 const std::string v = c.word();
                 if (v.empty() || !std::all_of(v.begin(), v.end(), ::isdigit) || v.size() > 12)
-                    bad(what, "malformed shape in .npy header: " + h);
+                    bad(what, "malformed shape in .npy header: " + excerpt(h));
                 if (a.shape.size() == kMaxRank) bad(what, "shape has more than " + std::to_string(kMaxRank) + " dimensions");
                 a.shape.push_back(std::stoll(v));
                 if (!c.eat(',')) {
@@ -199,9 +206,9 @@ Header parse_dict(const std::string& h, const Preamble& pre, uint64_t total, con
         }
     }
     c.skip_ws();
-    if (c.i != h.size()) bad(what, "malformed .npy header (text after the closing '}'): " + h);
+    if (c.i != h.size()) bad(what, "malformed .npy header (text after the closing '}'): " + excerpt(h));
     if (!keys.count("descr") || !keys.count("fortran_order") || !keys.count("shape"))
-        bad(what, "incomplete .npy header: " + h);
+        bad(what, "incomplete .npy header: " + excerpt(h));
 
     // Checked products: a shape whose count wraps modulo 2^64 would otherwise pass the size check
     // with a tiny file (issue 11: (2^30, 2^30, 16) in 128 bytes).
