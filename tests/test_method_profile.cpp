@@ -1,6 +1,11 @@
 // Profile JSON: round trip, and every kind of bad file rejected with a message that says why.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -66,6 +71,102 @@ TEST(Profile, RejectsBadFiles) {
     EXPECT_NE(with([](json& j) { j["heads"][0]["p"][0] = 0.5; }).find("does not match"), std::string::npos);
     EXPECT_NE(with([](json& j) { j["candidates"]["list"][0]["p"][0] = 2.0; }).find("sum"), std::string::npos);
     EXPECT_NE(with([](json& j) { j["heads"][0]["keep_ratio"] = "high"; }).find("wrong type"), std::string::npos);
+}
+
+// Issue 11: get<int> converted silently (version 4294967297 loaded as 1, block 2^32 + 32 as 32,
+// window 1e20 with undefined behaviour). Every integer must be a JSON integer in its range, and
+// the message names the field.
+TEST(Profile, IntegersMustBeIntegersInRange) {
+    using nlohmann::json;
+    const json good = json::parse(profile_to_json(small_profile()));
+    struct Case {
+        std::function<void(json&)> edit;
+        const char* field;
+    };
+    const uint64_t two32 = uint64_t(1) << 32;
+    const Case cases[] = {
+        {[&](json& j) { j["version"] = two32 + 1; }, "'version'"},
+        {[](json& j) { j["version"] = 1.5; }, "'version'"},
+        {[](json& j) { j["version"] = 1.0; }, "'version'"},
+        {[&](json& j) { j["model"]["layers"] = two32 + 1; }, "'layers'"},
+        {[](json& j) { j["model"]["kv_heads"] = -2; }, "'kv_heads'"},
+        {[](json& j) { j["model"]["head_dim"] = 32.5; }, "'head_dim'"},
+        {[&](json& j) { j["params"]["block"] = two32 + 16; }, "'block'"},
+        {[](json& j) { j["params"]["window"] = 1e20; }, "'window'"},
+        {[](json& j) { j["params"]["window"] = -32; }, "'window'"},
+        {[&](json& j) { j["params"]["n_lognormal"] = two32 + 14; }, "'n_lognormal'"},
+        {[](json& j) { j["calibration_tokens"] = -1; }, "'calibration_tokens'"},
+        {[](json& j) { j["calibration_tokens"] = 18446744073709551615ull; }, "'calibration_tokens'"},
+        {[&](json& j) { j["candidates"]["keep_counts"][0] = two32 + 1; }, "'keep_counts[0]'"},
+        {[&](json& j) { j["heads"][1]["layer"] = two32; }, "'layer'"},
+        {[](json& j) { j["heads"][0]["candidate"] = 0.5; }, "'candidate'"},
+        {[](json& j) { j["heads"][0]["kept_tokens"] = -5; }, "'kept_tokens'"},
+        {[](json& j) { j["heads"][0]["global_tokens"] = 3e9; }, "'global_tokens'"},
+    };
+    for (const Case& c : cases) {
+        json j = good;
+        c.edit(j);
+        const std::string msg = error_of(j.dump());
+        EXPECT_NE(msg.find(c.field), std::string::npos) << c.field << " in " << j.dump().substr(0, 80) << ": '" << msg << "'";
+    }
+    // A head cannot keep more global tokens than there are.
+    json j = good;
+    j["heads"][0]["kept_tokens"] = int(j["heads"][0]["global_tokens"]) + 1;
+    EXPECT_NE(error_of(j.dump()).find("global tokens"), std::string::npos);
+}
+
+// A number the JSON library cannot hold (1e400) threw its out_of_range, which the C API reported
+// as TCA_ERROR_INTERNAL ("a bug in libtca"); it is a bad file.
+TEST(Profile, NumberOverflowIsAnIoError) {
+    nlohmann::json j = nlohmann::json::parse(profile_to_json(small_profile()));
+    j["params"]["tau"] = 12345.0;
+    for (const char* huge : {"1e400", "-1e400"}) {
+        std::string text = j.dump();
+        const size_t at = text.find("12345.0");
+        ASSERT_NE(at, std::string::npos);
+        text.replace(at, 7, huge);
+        try {
+            profile_from_json(text, "p.json");
+            ADD_FAILURE() << huge << " loaded";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), TCA_ERROR_IO) << e.what();
+            EXPECT_NE(std::string(e.what()).find("p.json"), std::string::npos) << e.what();
+        } catch (const std::exception& e) {
+            ADD_FAILURE() << huge << ": escaped as " << e.what();
+        }
+    }
+}
+
+// A directory, a FIFO or a device node given as a profile: TCA_ERROR_IO with a message naming the
+// path, through the loader and the C API, at once (a FIFO used to block forever).
+TEST(Profile, LoadRejectsPathsThatAreNotRegularFiles) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("tca_test_profile_" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const fs::path fifo = dir / "fifo.json";
+    fs::remove(fifo);
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    const std::pair<std::string, std::string> cases[] = {
+        {dir.string(), "is a directory"}, {fifo.string(), "is a FIFO"}, {"/dev/zero", "is a character device"}};
+    for (const auto& [path, needle] : cases) {
+        if (!fs::exists(path)) continue;
+        try {
+            load_profile(path);
+            ADD_FAILURE() << path << " loaded";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), TCA_ERROR_IO) << path;
+            EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+        }
+        tca_profile* p = nullptr;
+        EXPECT_EQ(tca_profile_load(path.c_str(), &p), TCA_ERROR_IO) << path;
+        EXPECT_EQ(p, nullptr);
+        EXPECT_NE(std::string(tca_last_error()).find(path), std::string::npos) << tca_last_error();
+    }
+    // And a good profile still loads from a file.
+    const fs::path good = dir / "good.json";
+    std::ofstream(good) << profile_to_json(small_profile());
+    EXPECT_EQ(load_profile(good.string()).heads.size(), 2u);
+    fs::remove_all(dir);
 }
 
 TEST(Profile, ShapeCheck) {

@@ -2,9 +2,12 @@
 // rejected with TCA_ERROR_IO (never a crash, never a silently wrong tensor).
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <unistd.h>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -109,6 +112,144 @@ TEST(Npy, RejectsMalformedFiles) {
     EXPECT_EQ(parse_error_code(npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2, x), }", 24)),
               TCA_ERROR_IO);
     EXPECT_EQ(parse_error_code(npy_with_header(good, 28)), TCA_ERROR_IO);
+}
+
+std::vector<unsigned char> npy_with_shape(const std::string& shape, const std::string& descr, size_t data_bytes) {
+    return npy_with_header("{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shape + ", }", data_bytes);
+}
+
+void write_bytes(const fs::path& p, const std::vector<unsigned char>& b) {
+    std::ofstream f(p, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
+}
+
+// Issue 11: the shape's element count was an unchecked product, so a 128-byte file whose shape
+// multiplies to 2^64 (wrapping to 0) passed the size check; the CLI then crashed or hung.
+TEST(Npy, RejectsShapesWhoseCountOverflows) {
+    struct Case {
+        const char* shape;
+        const char* needle;
+    };
+    const Case cases[] = {
+        {"(67108864, 1073741824, 256)", "element count does not fit"},  // 2^64 elements
+        {"(1073741824, 1073741824, 16)", "element count does not fit"},
+        {"(2147483648, 2147483648, 4)", "element count does not fit"},
+        {"(2147483648, 1073741824, 2)", "byte count does not fit"},  // 2^62 elements, 2^64 bytes
+        {"(1048576, 1048576, 4)", "truncated"},                    // fits in 64 bits, not in the file
+    };
+    const auto dir = temp_dir();
+    for (const Case& c : cases) {
+        const auto bytes = npy_with_shape(c.shape, "<f4", 0);
+        ASSERT_EQ(bytes.size(), 128u);
+        std::string msg;
+        EXPECT_EQ(parse_error_code(bytes, &msg), TCA_ERROR_IO) << c.shape;
+        EXPECT_NE(msg.find(c.needle), std::string::npos) << c.shape << ": " << msg;
+        EXPECT_NE(msg.find(c.shape), std::string::npos) << "the message names the shape: " << msg;
+        // The same through the file readers.
+        const fs::path p = dir / "overflow.npy";
+        write_bytes(p, bytes);
+        EXPECT_THROW(read_npy(p.string()), Error) << c.shape;
+        std::vector<int64_t> shape;
+        try {
+            read_float_tensor(p.string(), 3, shape);
+            ADD_FAILURE() << c.shape << " accepted";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), TCA_ERROR_IO);
+            EXPECT_NE(std::string(e.what()).find(c.needle), std::string::npos) << e.what();
+        }
+    }
+    // An in-memory array refuses to count an overflowing shape too.
+    NpyArray a;
+    a.shape = {int64_t(1) << 32, int64_t(1) << 32};
+    EXPECT_THROW(a.elements(), Error);
+}
+
+// A version 1.0 header holds at most 65535 bytes; a longer one used to be written with its length
+// truncated to 16 bits, a corrupt file.
+TEST(Npy, WriterRefusesAHeaderTooLongForVersion1) {
+    NpyArray a = make_f32(std::vector<int64_t>(40000, 1), {2.f});
+    EXPECT_THROW(encode_npy(a), Error);
+    a = make_f32(std::vector<int64_t>(64, 1), {2.f});  // NumPy's own rank limit still writes and reads
+    EXPECT_EQ(parse_npy(encode_npy(a), "rank 64").shape.size(), 64u);
+}
+
+// Tensors keep heads, tokens and dim in int: 2^31 wrapped to a negative token count. The file is
+// sparse (no disk space) and the header is checked before its 4 GiB of data would be read.
+TEST(Npy, FloatTensorDimensionsMustFitInt) {
+    const auto dir = temp_dir();
+    const fs::path p = dir / "wide.npy";
+    const auto header = npy_with_shape("(1, 2147483648, 1)", "<f2", 0);
+    write_bytes(p, header);
+    fs::resize_file(p, header.size() + (uint64_t(1) << 32));
+    std::vector<int64_t> shape;
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+        read_float_tensor(p.string(), 3, shape);
+        ADD_FAILURE() << "a dimension of 2^31 accepted";
+    } catch (const Error& e) {
+        EXPECT_EQ(e.code(), TCA_ERROR_IO);
+        EXPECT_NE(std::string(e.what()).find("2147483648"), std::string::npos) << e.what();
+    }
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0)
+        << "the data must not be read to reject the shape";
+    fs::remove(p);
+}
+
+// Python's dict keeps the last of a repeated key; the reader used to accept it silently (and a
+// repeated 'shape' appended the dimensions).
+TEST(Npy, RejectsDuplicateHeaderKeys) {
+    std::string msg;
+    EXPECT_EQ(parse_error_code(npy_with_header("{'descr': '<f4', 'fortran_order': False, 'descr': '<f4', 'shape': (2, 3), }", 24),
+                               &msg),
+              TCA_ERROR_IO);
+    EXPECT_NE(msg.find("duplicate key 'descr'"), std::string::npos) << msg;
+    EXPECT_EQ(parse_error_code(npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'shape': (3,), }", 24),
+                               &msg),
+              TCA_ERROR_IO);
+    EXPECT_NE(msg.find("duplicate key 'shape'"), std::string::npos) << msg;
+    EXPECT_EQ(parse_error_code(npy_with_header("{'fortran_order': False, 'descr': '<f4', 'fortran_order': False, 'shape': (1,), }", 4),
+                               &msg),
+              TCA_ERROR_IO);
+    EXPECT_NE(msg.find("duplicate key 'fortran_order'"), std::string::npos) << msg;
+}
+
+// Separators are required where a Python literal requires them, and nothing but padding follows
+// the dict: "(2 3)" is not a tuple, and text after '}' is not a NumPy header.
+TEST(Npy, RejectsHeaderSyntaxNumpyWouldNot) {
+    EXPECT_EQ(parse_error_code(npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2 3), }", 24)), TCA_ERROR_IO);
+    EXPECT_EQ(parse_error_code(npy_with_header("{'descr': '<f4' 'fortran_order': False, 'shape': (2, 3), }", 24)), TCA_ERROR_IO);
+    EXPECT_EQ(parse_error_code(npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } x", 24)),
+              TCA_ERROR_IO);
+    // What NumPy writes, with and without the trailing comma, still reads.
+    EXPECT_EQ(parse_error_code(npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3)}", 24)), TCA_OK);
+    EXPECT_EQ(parse_error_code(npy_with_header("{'descr': '<f4', 'fortran_order': False, 'shape': (), }", 4)), TCA_OK);
+}
+
+// A directory, a FIFO or a device node is rejected up front: reading a FIFO used to block forever
+// waiting for a writer, and /dev/zero never ends.
+TEST(Npy, RejectsPathsThatAreNotRegularFiles) {
+    const auto dir = temp_dir();
+    const fs::path fifo = dir / "fifo.npy";
+    fs::remove(fifo);
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    const std::pair<std::string, std::string> cases[] = {
+        {dir.string(), "is a directory"}, {fifo.string(), "is a FIFO"}, {"/dev/zero", "is a character device"}};
+    for (const auto& [path, needle] : cases) {
+        if (!fs::exists(path)) continue;
+        for (int reader = 0; reader < 2; ++reader) {
+            try {
+                std::vector<int64_t> shape;
+                if (reader == 0) read_npy(path);
+                else read_float_tensor(path, 3, shape);
+                ADD_FAILURE() << path << " read";
+            } catch (const Error& e) {
+                EXPECT_EQ(e.code(), TCA_ERROR_IO) << path;
+                EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+                EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+            }
+        }
+    }
+    fs::remove(fifo);
 }
 
 TEST(Npy, FloatTensorReaderChecksRankDtypeAndFiniteness) {

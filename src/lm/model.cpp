@@ -1,6 +1,7 @@
 #include "lm/model.h"
 
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 
@@ -8,7 +9,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
-#include "io/atomic_file.h"
+#include "io/input_file.h"
 
 namespace tca::lm {
 
@@ -20,19 +21,37 @@ using nlohmann::json;
     throw Error(TCA_ERROR_IO, file + ": " + what);
 }
 
-int config_int(const json& cfg, const char* key, const std::string& file) {
-    if (!cfg.contains(key)) fail(file, fmt::format("config.{} is missing", key));
-    const json& v = cfg[key];
-    if (!v.is_number_integer() || v.get<int64_t>() <= 0 || v.get<int64_t>() > (1 << 24))
-        fail(file, fmt::format("config.{} must be a positive integer, got {}", key, v.dump()));
-    return v.get<int>();
+// The largest model this loader accepts. Far above any model that runs here (Llama-3.1-405B has
+// 126 layers, d = 16384, F = 53248, 128 heads of 128), they keep every width an int and every
+// product far inside 64 bits, so the checks below cannot be fooled by wrapping arithmetic.
+constexpr int64_t kMaxLayers = 4096, kMaxDim = 1 << 16, kMaxHeads = 1024, kMaxHeadDim = 1024, kMaxFfn = 1 << 20,
+                  kMaxContext = 1 << 24;
+// model.json holds the config and ~100 bytes per tensor: a few hundred KB at the limits above.
+constexpr uint64_t kMaxJsonBytes = 64ull << 20;
+
+// nlohmann's messages start with a tag ("[json.exception.parse_error.101] ") that means nothing to
+// a user; the rest says what is wrong and where.
+std::string json_message(const nlohmann::json::exception& e) {
+    const std::string m = e.what();
+    const size_t end = m.find("] ");
+    return m.rfind("[json.exception.", 0) == 0 && end != std::string::npos ? m.substr(end + 2) : m;
 }
 
-double config_number(const json& cfg, const char* key, const std::string& file) {
+int config_int(const json& cfg, const char* key, const std::string& file, int64_t hi) {
     if (!cfg.contains(key)) fail(file, fmt::format("config.{} is missing", key));
     const json& v = cfg[key];
-    if (!v.is_number() || !(v.get<double>() > 0) || !std::isfinite(v.get<double>()))
-        fail(file, fmt::format("config.{} must be a positive number, got {}", key, v.dump()));
+    // A JSON integer only (not 1.5 or 1e3), read without nlohmann's silent conversions.
+    const bool ok = v.is_number_unsigned() ? v.get<uint64_t>() >= 1 && v.get<uint64_t>() <= uint64_t(hi)
+                                           : v.is_number_integer() && v.get<int64_t>() >= 1 && v.get<int64_t>() <= hi;
+    if (!ok) fail(file, fmt::format("config.{} must be an integer in [1, {}], got {}", key, hi, v.dump()));
+    return int(v.get<int64_t>());
+}
+
+double config_number(const json& cfg, const char* key, const std::string& file, double hi) {
+    if (!cfg.contains(key)) fail(file, fmt::format("config.{} is missing", key));
+    const json& v = cfg[key];
+    if (!v.is_number() || !(v.get<double>() > 0) || !(v.get<double>() <= hi))
+        fail(file, fmt::format("config.{} must be a number in (0, {}], got {}", key, hi, v.dump()));
     return v.get<double>();
 }
 
@@ -40,21 +59,41 @@ Config parse_config(const json& doc, const std::string& file) {
     if (!doc.contains("config") || !doc["config"].is_object()) fail(file, "\"config\" object is missing");
     const json& c = doc["config"];
     Config cfg;
-    cfg.vocab = config_int(c, "vocab", file);
-    cfg.dim = config_int(c, "dim", file);
-    cfg.n_layers = config_int(c, "n_layers", file);
-    cfg.n_heads = config_int(c, "n_heads", file);
-    cfg.n_kv_heads = config_int(c, "n_kv_heads", file);
-    cfg.head_dim = config_int(c, "head_dim", file);
-    cfg.ffn_dim = config_int(c, "ffn_dim", file);
-    cfg.norm_eps = float(config_number(c, "norm_eps", file));
-    cfg.rope_theta = config_number(c, "rope_theta", file);
-    cfg.train_context = c.contains("train_context") ? config_int(c, "train_context", file) : 0;
+    cfg.vocab = config_int(c, "vocab", file, 256);
+    cfg.dim = config_int(c, "dim", file, kMaxDim);
+    cfg.n_layers = config_int(c, "n_layers", file, kMaxLayers);
+    cfg.n_heads = config_int(c, "n_heads", file, kMaxHeads);
+    cfg.n_kv_heads = config_int(c, "n_kv_heads", file, kMaxHeads);
+    cfg.head_dim = config_int(c, "head_dim", file, kMaxHeadDim);
+    cfg.ffn_dim = config_int(c, "ffn_dim", file, kMaxFfn);
+    cfg.norm_eps = float(config_number(c, "norm_eps", file, 1.0));
+    cfg.rope_theta = config_number(c, "rope_theta", file, 1e30);
+    cfg.train_context = c.contains("train_context") ? config_int(c, "train_context", file, kMaxContext) : 0;
     if (cfg.vocab != 256) fail(file, fmt::format("config.vocab is {}; a byte-level model has 256", cfg.vocab));
     if (cfg.n_heads % cfg.n_kv_heads != 0)
         fail(file, fmt::format("config.n_heads {} is not a multiple of config.n_kv_heads {}", cfg.n_heads, cfg.n_kv_heads));
     if (cfg.head_dim % 2 != 0) fail(file, fmt::format("config.head_dim {} is odd: rotate-half RoPE needs pairs", cfg.head_dim));
     return cfg;
+}
+
+// a * b + c, false when it does not fit in 64 bits. (Local checked arithmetic; src/core may grow
+// a shared helper for this.)
+bool mul_add(uint64_t a, uint64_t b, uint64_t c, uint64_t& out) {
+    return !__builtin_mul_overflow(a, b, &out) && !__builtin_add_overflow(out, c, &out);
+}
+
+// Bytes of half weights the config implies, or false on overflow (impossible within the limits
+// above, checked anyway so the limits can change without reopening this).
+bool weight_bytes(const Config& c, uint64_t& bytes) {
+    const uint64_t D = uint64_t(c.dim), qd = uint64_t(c.n_heads) * c.head_dim, kvd = uint64_t(c.n_kv_heads) * c.head_dim,
+                   F = uint64_t(c.ffn_dim), V = uint64_t(c.vocab);
+    uint64_t layer = 0, mats = 0;
+    // per layer: two norms [D], wq and wo [qd, D], wk and wv [kvd, D], w1, w2, w3 [F, D]
+    if (!mul_add(2 * qd + 2 * kvd + 3 * F, D, 2 * D, layer)) return false;
+    if (!mul_add(layer, uint64_t(c.n_layers), 0, mats)) return false;
+    uint64_t params = 0;  // + tok_emb and output [V, D], norm [D]
+    if (!mul_add(2 * V + 1, D, mats, params)) return false;
+    return !__builtin_mul_overflow(params, uint64_t(2), &bytes);
 }
 
 // Every tensor the config implies, with its [out, in] (or [n]) shape.
@@ -97,19 +136,20 @@ Linear to_linear(const std::vector<float>& w, int out, int in) {
 }  // namespace
 
 Model load_model(const std::string& json_path) {
-    const auto text = io::read_file(json_path);
+    const auto text = io::read_regular_file(json_path, kMaxJsonBytes);
     json doc;
     try {
         doc = json::parse(text.begin(), text.end());
     } catch (const json::exception& e) {
-        fail(json_path, std::string("not valid JSON: ") + e.what());
+        fail(json_path, "not valid JSON: " + json_message(e));
     }
-    if (!doc.is_object() || doc.value("format", std::string()) != "tca-lm")
+    // Every type is checked before a value is read: nlohmann throws its own exceptions on a wrong type.
+    if (!doc.is_object() || !doc.contains("format") || doc["format"] != "tca-lm")
         fail(json_path, "not a tca-lm model file (\"format\" must be \"tca-lm\"; see docs/lm.md)");
-    if (!doc.contains("version") || doc["version"] != 1)
+    if (!doc.contains("version") || !doc["version"].is_number_integer() || doc["version"] != 1)
         fail(json_path, fmt::format("unsupported version {} (this build reads version 1)",
                                     doc.contains("version") ? doc["version"].dump() : "(missing)"));
-    if (doc.value("dtype", std::string()) != "f16")
+    if (!doc.contains("dtype") || doc["dtype"] != "f16")
         fail(json_path, "\"dtype\" must be \"f16\" (the only weight type of version 1)");
     if (!doc.contains("weights") || !doc["weights"].is_string()) fail(json_path, "\"weights\" (file name) is missing");
     Model m;
@@ -119,7 +159,15 @@ Model load_model(const std::string& json_path) {
 
     const std::string bin_path =
         (std::filesystem::path(json_path).parent_path() / doc["weights"].get<std::string>()).string();
-    const auto bin = io::read_file(bin_path);
+    // The config is checked against the weights file's size before anything is built from it:
+    // a few bytes of JSON claiming 16M layers must not make millions of tensor names first.
+    uint64_t need = 0;
+    const io::RegularFile bin(bin_path);
+    const uint64_t have = bin.size();
+    if (!weight_bytes(m.cfg, need) || have < need)
+        fail(bin_path, fmt::format("is {} bytes, but the config ({} layers, dim {}, {} heads of {}, ffn {}) needs {} bytes "
+                                   "of f16 weights (truncated, or not this model's weights)",
+                                   have, m.cfg.n_layers, m.cfg.dim, m.cfg.n_heads, m.cfg.head_dim, m.cfg.ffn_dim, need));
 
     auto expected = expected_shapes(m.cfg);
     std::map<std::string, std::vector<float>> loaded;
@@ -142,18 +190,25 @@ Model load_model(const std::string& json_path) {
         if (shape != it->second)
             fail(json_path, fmt::format("tensor {} has shape {}, the config implies {}", name, shape_str(shape),
                                         shape_str(it->second)));
+        // The shape equals the config's, whose products the size check above bounded.
         int64_t n = 1;
         for (int64_t d : shape) n *= d;
-        const int64_t off = t["offset"].get<int64_t>();
-        if (off < 0 || off % 2 != 0) fail(json_path, fmt::format("tensor {} has a bad offset {}", name, off));
-        if (uint64_t(off) + uint64_t(n) * 2 > bin.size())
+        const json& oj = t["offset"];
+        if (oj.is_number_unsigned() ? oj.get<uint64_t>() > uint64_t(INT64_MAX) || oj.get<uint64_t>() % 2 != 0
+                                    : oj.get<int64_t>() < 0 || oj.get<int64_t>() % 2 != 0)
+            fail(json_path, fmt::format("tensor {} has a bad offset {}", name, oj.dump()));
+        const uint64_t off = oj.get<uint64_t>();
+        const uint64_t end = off + uint64_t(n) * 2;  // < 2^63 + 2^48: cannot wrap
+        if (end > have)
             fail(bin_path, fmt::format("is {} bytes but tensor {} ends at byte {} (truncated, or not this model's weights)",
-                                       bin.size(), name, off + n * 2));
+                                       have, name, end));
+        // Each tensor is read where it lies, so the memory held is what the config needs even
+        // when the weights file is far larger.
+        std::vector<uint16_t> halves(static_cast<size_t>(n));
+        bin.read_at(off, halves.data(), halves.size() * 2);
         std::vector<float> v(static_cast<size_t>(n));
         for (int64_t i = 0; i < n; ++i) {
-            uint16_t h;
-            std::memcpy(&h, bin.data() + off + 2 * i, 2);
-            v[size_t(i)] = half_to_float(h);
+            v[size_t(i)] = half_to_float(halves[size_t(i)]);  // little-endian host, as the format
             if (!std::isfinite(v[size_t(i)]))
                 fail(bin_path, fmt::format("tensor {} element {} is not finite", name, i));
         }

@@ -39,10 +39,12 @@ struct Model {
 };
 
 // Loads model.json and the weights file it names (relative to model.json's directory). Every
-// problem -- a missing or unreadable file, bad JSON, an unknown format or version, a config field
-// missing or inconsistent, a tensor missing, duplicated, unknown or of the wrong shape, a weights
-// file too short for the offsets, a non-finite weight -- throws tca::Error(TCA_ERROR_IO) with a
-// message naming the file and the field.
+// problem -- a missing or unreadable file or one that is not a regular file, bad JSON, an unknown
+// format or version, a field of the wrong JSON type, a config field missing, not an integer,
+// outside its range or inconsistent, a config whose weights the file is too small to hold
+// (checked before anything is built from it), a tensor missing, duplicated, unknown or of the
+// wrong shape, a weights file too short for the offsets, a non-finite weight -- throws
+// tca::Error(TCA_ERROR_IO) with a message naming the file and the field.
 Model load_model(const std::string& json_path);
 
 // Parameter count (every stored tensor).

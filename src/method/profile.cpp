@@ -1,10 +1,12 @@
 #include "method/profile.h"
 
+#include <algorithm>
+#include <climits>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "io/atomic_file.h"
+#include "io/input_file.h"
 
 namespace tca::method {
 
@@ -13,6 +15,14 @@ using nlohmann::json;
 namespace {
 
 [[noreturn]] void bad(const std::string& what, const std::string& msg) { throw Error(TCA_ERROR_IO, what + ": " + msg); }
+
+// nlohmann's messages start with a tag ("[json.exception.parse_error.101] ") that means nothing to
+// a user; the rest says what is wrong and where.
+std::string json_message(const nlohmann::json::exception& e) {
+    const std::string m = e.what();
+    const size_t end = m.find("] ");
+    return m.rfind("[json.exception.", 0) == 0 && end != std::string::npos ? m.substr(end + 2) : m;
+}
 
 // Typed field access with a message that names the field.
 template <typename T>
@@ -24,6 +34,37 @@ T field(const json& j, const char* key, const std::string& what) {
         bad(what, std::string("field '") + key + "' has the wrong type");
     }
 }
+
+// An integer field: a JSON integer (not 1.5, not 1e20) within [lo, hi]. nlohmann's get<int>
+// converts silently (4294967297 -> 1, 1.5 -> 1, 1e20 -> undefined), which loaded wrong profiles.
+int int_value(const json& v, const std::string& name, const std::string& what, int64_t lo, int64_t hi) {
+    const std::string range = "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+    if (!v.is_number_integer()) bad(what, "field '" + name + "' must be an integer in " + range + ", got " + v.dump());
+    const bool in_range = v.is_number_unsigned() ? v.get<uint64_t>() >= uint64_t(std::max<int64_t>(lo, 0)) &&
+                                                       v.get<uint64_t>() <= uint64_t(hi)
+                                                 : v.get<int64_t>() >= lo && v.get<int64_t>() <= hi;
+    if (!in_range) bad(what, "field '" + name + "' is " + v.dump() + ", outside " + range);
+    return int(v.get<int64_t>());
+}
+
+int int_field(const json& j, const char* key, const std::string& what, int64_t lo = 0, int64_t hi = INT_MAX) {
+    if (!j.is_object() || !j.contains(key)) bad(what, std::string("missing field '") + key + "'");
+    return int_value(j.at(key), key, what, lo, hi);
+}
+
+std::vector<int> int_array_field(const json& j, const char* key, const std::string& what, int64_t lo, int64_t hi) {
+    if (!j.is_object() || !j.contains(key)) bad(what, std::string("missing field '") + key + "'");
+    const json& a = j.at(key);
+    if (!a.is_array()) bad(what, std::string("field '") + key + "' must be an array of integers");
+    std::vector<int> out;
+    for (size_t i = 0; i < a.size(); ++i) out.push_back(int_value(a[i], key + ("[" + std::to_string(i) + "]"), what, lo, hi));
+    return out;
+}
+
+// A profile names one entry per (layer, KV head): a few hundred bytes each, so even a model of
+// thousands of heads is a few MB. The cap keeps a mistaken path (a tensor dump, a log) from being
+// parsed into a JSON tree many times its size.
+constexpr uint64_t kMaxProfileBytes = 64ull << 20;
 
 }  // namespace
 
@@ -60,33 +101,33 @@ Profile profile_from_json(const std::string& text, const std::string& what) {
     json j;
     try {
         j = json::parse(text);
-    } catch (const json::parse_error& e) {
-        bad(what, std::string("not valid JSON: ") + e.what());
+    } catch (const json::exception& e) {  // parse_error, and out_of_range for a number like 1e400
+        bad(what, "not valid JSON: " + json_message(e));
     }
     if (!j.is_object()) bad(what, "not a JSON object");
     const auto format = field<std::string>(j, "format", what);
     if (format != kProfileFormat) bad(what, "format is '" + format + "', expected '" + kProfileFormat + "'");
-    const int version = field<int>(j, "version", what);
+    const int version = int_field(j, "version", what);
     if (version != kProfileVersion)
         bad(what, "profile version " + std::to_string(version) + " is not supported (this build reads version " +
                       std::to_string(kProfileVersion) + ")");
 
     Profile p;
     const json& m = j.contains("model") ? j["model"] : json();
-    p.shape.layers = field<int>(m, "layers", what + " model");
-    p.shape.q_heads = field<int>(m, "q_heads", what + " model");
-    p.shape.kv_heads = field<int>(m, "kv_heads", what + " model");
-    p.shape.head_dim = field<int>(m, "head_dim", what + " model");
+    p.shape.layers = int_field(m, "layers", what + " model", 1);
+    p.shape.q_heads = int_field(m, "q_heads", what + " model", 1);
+    p.shape.kv_heads = int_field(m, "kv_heads", what + " model", 1);
+    p.shape.head_dim = int_field(m, "head_dim", what + " model", 1);
     if (p.shape.layers < 1 || p.shape.kv_heads < 1 || p.shape.q_heads < 1 || p.shape.head_dim < 1 ||
         p.shape.q_heads % p.shape.kv_heads != 0)
         bad(what, "impossible model shape");
 
     const json& pr = j.contains("params") ? j["params"] : json();
-    p.params.block = field<int>(pr, "block", what + " params");
-    p.params.window = field<int>(pr, "window", what + " params");
+    p.params.block = int_field(pr, "block", what + " params", 1);
+    p.params.window = int_field(pr, "window", what + " params", 1);
     p.params.tau = field<double>(pr, "tau", what + " params");
     p.params.alpha = field<double>(pr, "alpha", what + " params");
-    p.params.n_lognormal = field<int>(pr, "n_lognormal", what + " params");
+    p.params.n_lognormal = int_field(pr, "n_lognormal", what + " params", 2);
     p.params.sigma = field<double>(pr, "sigma", what + " params");
     p.params.mu_extra = field<double>(pr, "mu_extra", what + " params");
     p.params.dense_candidate = field<bool>(pr, "dense_candidate", what + " params");
@@ -95,10 +136,10 @@ Profile profile_from_json(const std::string& text, const std::string& what) {
     } catch (const Error& e) {
         bad(what, std::string("bad parameters: ") + e.what());
     }
-    p.calibration_tokens = field<int>(j, "calibration_tokens", what);
+    p.calibration_tokens = int_field(j, "calibration_tokens", what);
 
     const json& c = j.contains("candidates") ? j["candidates"] : json();
-    p.keep_counts = field<std::vector<int>>(c, "keep_counts", what + " candidates");
+    p.keep_counts = int_array_field(c, "keep_counts", what + " candidates", 1, INT_MAX);
     if (p.keep_counts != keep_counts(p.params.block)) bad(what, "keep_counts do not match the block size");
     const json& list = c.contains("list") ? c["list"] : json();
     if (!list.is_array() || list.empty()) bad(what, "candidates.list must be a non-empty array");
@@ -124,14 +165,14 @@ Profile profile_from_json(const std::string& text, const std::string& what) {
     std::vector<bool> seen(n_heads, false);
     for (const auto& hj : heads) {
         HeadProfile h;
-        h.layer = field<int>(hj, "layer", what + " head");
-        h.kv_head = field<int>(hj, "kv_head", what + " head");
+        h.layer = int_field(hj, "layer", what + " head");
+        h.kv_head = int_field(hj, "kv_head", what + " head");
         if (h.layer < 0 || h.layer >= p.shape.layers || h.kv_head < 0 || h.kv_head >= p.shape.kv_heads)
             bad(what, "head entry (" + std::to_string(h.layer) + ", " + std::to_string(h.kv_head) + ") outside the model");
         const size_t slot = size_t(h.layer) * p.shape.kv_heads + h.kv_head;
         if (seen[slot]) bad(what, "duplicate entry for layer " + std::to_string(h.layer) + " KV head " + std::to_string(h.kv_head));
         seen[slot] = true;
-        h.candidate = field<int>(hj, "candidate", what + " head");
+        h.candidate = int_field(hj, "candidate", what + " head");
         if (h.candidate < 0 || h.candidate >= int(p.candidates.size())) bad(what, "head entry names a missing candidate");
         h.p = field<std::vector<double>>(hj, "p", what + " head");
         const auto& cp = p.candidates[h.candidate].p;
@@ -139,9 +180,12 @@ Profile profile_from_json(const std::string& text, const std::string& what) {
         for (size_t i = 0; i < cp.size(); ++i)
             if (std::fabs(h.p[i] - cp[i]) > 1e-9) bad(what, "a head's p* does not match its candidate");
         h.covered_mass = field<double>(hj, "covered_mass", what + " head");
-        h.kept_tokens = field<int>(hj, "kept_tokens", what + " head");
-        h.global_tokens = field<int>(hj, "global_tokens", what + " head");
+        h.kept_tokens = int_field(hj, "kept_tokens", what + " head");
+        h.global_tokens = int_field(hj, "global_tokens", what + " head");
         h.keep_ratio = field<double>(hj, "keep_ratio", what + " head");
+        if (h.kept_tokens > h.global_tokens)
+            bad(what, "a head keeps " + std::to_string(h.kept_tokens) + " of only " + std::to_string(h.global_tokens) +
+                          " global tokens");
         if (!(h.covered_mass >= 0 && h.covered_mass <= 1 + 1e-9) || !(h.keep_ratio >= 0 && h.keep_ratio <= 1 + 1e-9))
             bad(what, "covered_mass and keep_ratio must lie in [0, 1]");
         p.heads[slot] = std::move(h);
@@ -150,7 +194,7 @@ Profile profile_from_json(const std::string& text, const std::string& what) {
 }
 
 Profile load_profile(const std::string& path) {
-    const auto bytes = io::read_file(path);
+    const auto bytes = io::read_regular_file(path, kMaxProfileBytes);
     return profile_from_json(std::string(bytes.begin(), bytes.end()), path);
 }
 
