@@ -4,6 +4,7 @@
 #include "bench.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "io/atomic_file.h"
 
 namespace tca::cli {
 
@@ -72,6 +73,9 @@ void register_bench(CLI::App& app) {
                   "Small sweep for CI and demos, under a minute on a CPU driver: lengths 512,1024, 4/2 heads, "
                   "dim 64, keep 0.25, window 128, block 32, 2 runs (explicit options win)");
     cmd->callback([=] {
+        // Output paths are checked now, not after the sweep: a link or device there is refused.
+        for (const auto* path : {json_path.get(), csv_path.get()})
+            if (!path->empty()) io::check_output_path(*path);
         bench::Config c = *cfg;
         c.kv_dtype = *dtype == "f32" ? TCA_F32 : TCA_F16;
         c.calibrate = !*no_calibrate;

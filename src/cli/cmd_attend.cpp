@@ -30,6 +30,8 @@ std::vector<float> rows_at(const method::HostTensor& x, int t) {
 }
 
 void run(const Opts& o) {
+    for (const auto* path : {&o.out, &o.selection, &o.stats})  // a bad output path fails before the work
+        if (!path->empty()) io::check_output_path(*path);
     const auto q = load_tensor(o.q, "--q");
     const auto k = load_tensor(o.k, "--k");
     const auto v = load_tensor(o.v, "--v");

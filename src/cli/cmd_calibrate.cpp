@@ -28,6 +28,7 @@ void register_calibrate(CLI::App& app) {
     cmd->add_option("--device", o->device, "device name (see `tca devices`); default $TCA_DEVICE, else the best");
     cmd->callback([o] {
         method::validate_params(o->params);  // bad flags fail before any file or device work
+        io::check_output_path(o->out);
         const auto q = load_tensor(o->q, "--q");
         const auto k = load_tensor(o->k, "--k");
         require(q.tokens == k.tokens && q.dim == k.dim, TCA_ERROR_SHAPE_MISMATCH,

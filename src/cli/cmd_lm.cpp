@@ -37,6 +37,7 @@ struct LayerTotals {
 };
 
 void run(const Opts& o) {
+    if (!o.json.empty()) io::check_output_path(o.json);  // before the forward passes, not after
     const lm::Model model = lm::load_model(o.model);
     const lm::Config& c = model.cfg;
     const lm::TextWindows text = lm::read_windows(o.text, o.offset, o.context, o.windows);

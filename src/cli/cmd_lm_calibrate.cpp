@@ -7,6 +7,7 @@
 #include "cli/flags.h"
 #include "cli/lm_common.h"
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "lm/forward.h"
 #include "lm/model.h"
 #include "lm/text.h"
@@ -23,6 +24,7 @@ struct Opts {
 };
 
 void run(const Opts& o) {
+    io::check_output_path(o.out);  // before the forward pass, not after
     const lm::Model model = lm::load_model(o.model);
     const lm::Config& c = model.cfg;
     // Bad --block/--tau/--alpha fail now, not after the forward pass: a fixed-budget profile runs

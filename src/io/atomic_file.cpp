@@ -83,6 +83,8 @@ std::string keep_previous(const std::string& path) {
 
 }  // namespace
 
+void check_output_path(const std::string& path) { existing_regular_file(path); }
+
 void write_file_atomic(const std::string& path, const void* data, size_t bytes) {
     OutputBatch b;
     b.stage(path, data, bytes);

@@ -14,6 +14,10 @@
 
 namespace tca::io {
 
+// Throws TCA_ERROR_IO unless `path` is absent or a regular file: the check stage() makes, for
+// callers that want to fail before hours of work rather than after.
+void check_output_path(const std::string& path);
+
 // Writes bytes to path atomically (temp file + rename). Throws TCA_ERROR_IO.
 void write_file_atomic(const std::string& path, const void* data, size_t bytes);
 // The whole content of a regular file (a directory or a device is TCA_ERROR_IO, not an empty read).
