@@ -8,14 +8,16 @@
 #include <string>
 #include <vector>
 
+#include "core/error.h"
 #include "tca/tca.h"
 
 namespace tca::bench {
 
-// A failed API call; keeps the status so callers can tell "does not fit" from real failures.
-struct ApiError : std::runtime_error {
+// A failed API call; keeps the status so callers can tell "does not fit" from real failures. A
+// tca::Error, so the CLI reports it with its status like any other library failure.
+struct ApiError : Error {
     tca_status status;
-    ApiError(tca_status s, const std::string& what) : std::runtime_error(what), status(s) {}
+    ApiError(tca_status s, const std::string& what) : Error(s, what), status(s) {}
 };
 
 inline void check(tca_status s, const char* what) {

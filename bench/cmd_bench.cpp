@@ -3,6 +3,8 @@
 
 #include "bench.h"
 #include "cli/commands.h"
+#include "cli/flags.h"
+#include "io/atomic_file.h"
 
 namespace tca::cli {
 
@@ -42,33 +44,38 @@ void register_bench(CLI::App& app) {
         ->delimiter(',');
     cmd->add_option("--lengths", cfg->lengths,
                     "Context lengths (default 4096,8192,16384,32768; GPUs add 65536,131072)")
-        ->delimiter(',');
-    cmd->add_option("--heads", cfg->heads, "Query heads (default 32, Llama-3.1-8B)")->check(CLI::PositiveNumber);
-    cmd->add_option("--kv-heads", cfg->kv_heads, "Key/value heads (default 8)")->check(CLI::PositiveNumber);
-    cmd->add_option("--dim", cfg->dim, "Head dimension (default 128)")->check(CLI::PositiveNumber);
+        ->delimiter(',')
+        ->check(positive_int());
+    cmd->add_option("--heads", cfg->heads, "Query heads (default 32, Llama-3.1-8B)")->check(positive_int());
+    cmd->add_option("--kv-heads", cfg->kv_heads, "Key/value heads (default 8)")->check(positive_int());
+    cmd->add_option("--dim", cfg->dim, "Head dimension (default 128)")->check(positive_int());
     cmd->add_option("--kv-dtype", *dtype, "K/V storage: f16 or f32")->check(CLI::IsMember({"f16", "f32"}));
-    cmd->add_option("--runs", cfg->runs, "Timed runs per case (median reported)")->check(CLI::PositiveNumber);
-    cmd->add_option("--warmup", cfg->warmup, "Untimed runs first")->check(CLI::NonNegativeNumber);
+    cmd->add_option("--runs", cfg->runs, "Timed runs per case (median reported)")->check(positive_int());
+    cmd->add_option("--warmup", cfg->warmup, "Untimed runs first")->check(non_negative_int());
     cmd->add_option("--decode-steps", cfg->decode_steps, "Timed decode steps per run (default 8)")
-        ->check(CLI::PositiveNumber);
+        ->check(positive_int());
     cmd->add_option("--keep", cfg->keep, "TCA fixed keep ratios (default 0.1,0.25,0.4)")->delimiter(',');
     cmd->add_option("--workload", cfg->workload,
                     "Synthetic kind of the inputs and of the calibration sequence: sink, local, uniform, bipolar, "
                     "retrieval, random, mix (default mix)");
     cmd->add_option("--calib-length", cfg->calib_length, "Calibration sequence length (default: the longest swept length, at most 16384, at least 2 x window)")
-        ->check(CLI::PositiveNumber);
+        ->check(positive_int());
     cmd->add_flag("--no-calibrate", *no_calibrate, "Only the fixed keep ratios");
-    cmd->add_option("--window", cfg->window, "TCA local window")->check(CLI::PositiveNumber);
-    cmd->add_option("--block", cfg->block, "TCA block size")->check(CLI::PositiveNumber);
+    cmd->add_option("--window", cfg->window, "TCA local window")->check(positive_int());
+    cmd->add_option("--block", cfg->block, "TCA block size")->check(positive_int());
     cmd->add_option("--tau", cfg->tau, "Calibration retained-mass target");
     cmd->add_option("--alpha", cfg->alpha, "Redundancy weight of the block metric");
-    cmd->add_option("--seed", cfg->seed, "Seed of the synthetic inputs");
+    cmd->add_option("--seed", cfg->seed, "Seed of the synthetic inputs")
+        ->check(integer_in(0, std::numeric_limits<decltype(cfg->seed)>::max()));
     cmd->add_option("--json", *json_path, "Write the results as JSON (schema: bench/bench-schema.json)");
     cmd->add_option("--csv", *csv_path, "Write the records as CSV");
     cmd->add_flag("--quick", cfg->quick,
                   "Small sweep for CI and demos, under a minute on a CPU driver: lengths 512,1024, 4/2 heads, "
                   "dim 64, keep 0.25, window 128, block 32, 2 runs (explicit options win)");
     cmd->callback([=] {
+        // Output paths are checked now, not after the sweep: a link or device there is refused.
+        for (const auto* path : {json_path.get(), csv_path.get()})
+            if (!path->empty()) io::check_output_path(*path);
         bench::Config c = *cfg;
         c.kv_dtype = *dtype == "f32" ? TCA_F32 : TCA_F16;
         c.calibrate = !*no_calibrate;

@@ -113,7 +113,7 @@ std::vector<Case> CApiAudit::cases() {
     std::ofstream(bad_json) << "{ \"version\": 1, \"oops\": ";
     auto P = [](auto f) { return std::function<tca_status()>(f); };
     return {
-        {"tca_status_name", "unknown code", P([] { return std::string(tca_status_name(tca_status(999))) == "TCA_ERROR_UNKNOWN"
+        {"tca_status_name", "unknown code", P([] { return std::string(tca_status_name(999)) == "TCA_ERROR_UNKNOWN"
                                                         ? TCA_ERROR_INVALID_ARGUMENT : TCA_OK; }), INV, ""},
         {"tca_device_count", "null count", P([] { return tca_device_count(nullptr); }), INV, "null"},
         {"tca_device_get_info", "index -1", P([] { return tca_device_get_info(-1, &info); }), INV, "out of range"},
@@ -137,7 +137,7 @@ std::vector<Case> CApiAudit::cases() {
         {"tca_context_finish", "null context", P([] { return tca_context_finish(nullptr); }), INV, "invalid context"},
         {"tca_tensor_create", "null context", P([] { return tca_tensor_create(nullptr, TCA_F32, 1, 1, 64, &tout); }), INV, "invalid context"},
         {"tca_tensor_create", "null out", P([=] { return tca_tensor_create(ctx, TCA_F32, 1, 1, 64, nullptr); }), INV, "null"},
-        {"tca_tensor_create", "unknown dtype", P([=] { return tca_tensor_create(ctx, tca_dtype(3), 1, 1, 64, &tout); }), INV, "dtype"},
+        {"tca_tensor_create", "unknown dtype", P([=] { return tca_tensor_create(ctx, 3, 1, 1, 64, &tout); }), INV, "dtype"},
         {"tca_tensor_create", "empty shape", P([=] { return tca_tensor_create(ctx, TCA_F32, 1, 0, 64, &tout); }), INV, "empty"},
         {"tca_tensor_destroy", "a context handle", P([=] { return tca_tensor_destroy(as<tca_tensor>(ctx)); }), INV, "invalid tensor"},
         {"tca_tensor_shape", "null tensor", P([] { return tca_tensor_shape(nullptr, nullptr, &n, nullptr, nullptr); }), INV, "invalid tensor"},
@@ -203,7 +203,7 @@ std::vector<Case> CApiAudit::cases() {
         {"tca_cache_create", "q heads not a multiple of kv heads", P([=] { return tca_cache_create(ctx, nullptr, 0, 4, 3, 64, TCA_F32, 32, &kout); }), SHAPE, "not a multiple"},
         {"tca_cache_create", "shape differs from the profile's", P([=] { return tca_cache_create(ctx, profile, 0, 8, 2, 64, TCA_F32, 32, &kout); }), SHAPE, ""},
         {"tca_cache_create", "layer outside the profile", P([=] { return tca_cache_create(ctx, profile, 1, 4, 2, 64, TCA_F32, 32, &kout); }), INV, "layer"},
-        {"tca_cache_create", "unknown dtype", P([=] { return tca_cache_create(ctx, profile, 0, 4, 2, 64, tca_dtype(9), 32, &kout); }), INV, "dtype"},
+        {"tca_cache_create", "unknown dtype", P([=] { return tca_cache_create(ctx, profile, 0, 4, 2, 64, 9, 32, &kout); }), INV, "dtype"},
         {"tca_cache_create", "a tensor as profile", P([=] { return tca_cache_create(ctx, as<tca_profile>(q), 0, 4, 2, 64, TCA_F32, 32, &kout); }), INV, "invalid profile"},
         {"tca_cache_destroy", "a profile handle", P([=] { return tca_cache_destroy(as<tca_cache>(profile)); }), INV, "invalid cache"},
         {"tca_cache_reset", "null cache", P([] { return tca_cache_reset(nullptr); }), INV, "invalid cache"},

@@ -8,7 +8,11 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <iterator>
 
 #include "cli_run.h"
 #include "harness.h"
@@ -125,6 +129,153 @@ TEST_F(Cli, BadInputFailsCleanly) {
     // No temporary files left behind either.
     for (const auto& e : fs::directory_iterator(dir_))
         EXPECT_EQ(e.path().filename().string().find(".tmp-"), std::string::npos) << e.path();
+}
+
+// Item 12 of issue 11: TCA_DEVICE naming no device is an error, not a default.
+TEST_F(Cli, UnknownTcaDeviceIsAnError) {
+    const char* old = std::getenv("TCA_DEVICE");
+    const std::string saved = old ? old : "";
+    ::setenv("TCA_DEVICE", "nope", 1);
+    const auto r = tca("devices");
+    const auto a = tca("attend --q " + d("w/q.npy") + " --k " + d("w/k.npy") + " --v " + d("w/v.npy") +
+                       " --dense --out " + d("x.npy"));
+    if (old) ::setenv("TCA_DEVICE", saved.c_str(), 1);
+    else ::unsetenv("TCA_DEVICE");
+    EXPECT_NE(r.code, 0) << r.output;
+    EXPECT_EQ(r.output.find("default: nope"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("TCA_ERROR_DEVICE_NOT_FOUND"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("TCA_DEVICE='nope'"), std::string::npos) << r.output;
+    EXPECT_NE(a.code, 0) << a.output;
+    EXPECT_NE(a.output.find("TCA_DEVICE='nope'"), std::string::npos) << a.output;
+    EXPECT_FALSE(fs::exists(d("x.npy")));
+}
+
+// Integer flags are checked as text: negative, zero where it makes no sense, past the type's range,
+// or not decimal -- each is refused with the flag named, never wrapped or truncated.
+TEST_F(Cli, IntegerFlagsAreRangeChecked) {
+    const std::string qkv = " --q " + d("w/q.npy") + " --k " + d("w/k.npy") + " --v " + d("w/v.npy");
+    const std::string synth = "synth --kind mix --out-dir " + d("x");
+    const std::string lm = "lm --model " + d("none.json") + " --text " + d("none.txt") + " --dense";
+    const std::string lmc = "lm-calibrate --model " + d("none.json") + " --text " + d("none.txt") + " --out " + d("x.json");
+    const std::string cal = "calibrate --q " + d("w/q.npy") + " --k " + d("w/k.npy") + " --out " + d("x.json");
+    const std::string bench = "bench --device cpu --json " + d("x.json");
+    struct Case {
+        std::string args, flag;
+    };
+    const std::vector<Case> cases = {
+        {synth + " --seed=-1", "--seed"},
+        {synth + " --seed=18446744073709551616", "--seed"},  // 2^64
+        {synth + " --seed=0x10", "--seed"},
+        {synth + " --len=-5", "--len"},
+        {synth + " --len=0", "--len"},
+        {synth + " --len=4294967297", "--len"},  // 2^32 + 1: would truncate to 1
+        {synth + " --heads=-4", "--heads"},
+        {synth + " --kv-heads=0", "--kv-heads"},
+        {synth + " --dim=010", "--dim"},  // not octal 8
+        {cal + " --window=-64", "--window"},
+        {cal + " --block=4294967312", "--block"},  // 2^32 + 16
+        {"attend" + qkv + " --dense --out " + d("x.npy") + " --decode-steps=-1", "--decode-steps"},
+        {lm + " --windows=-1", "--windows"},
+        {lm + " --threads=-1", "--threads"},
+        {lm + " --threads=100000", "--threads"},
+        {lm + " --offset=-1", "--offset"},
+        {lm + " --context=0", "--context"},
+        {lm + " --offset=99999999999999999999", "--offset"},
+        {lmc + " --threads=-2", "--threads"},
+        {lmc + " --context=-4096", "--context"},
+        {bench + " --lengths=256,-5", "--lengths"},
+        {bench + " --lengths=0", "--lengths"},
+        {bench + " --lengths=99999999999", "--lengths"},
+        {bench + " --seed=-1", "--seed"},
+        {bench + " --seed=4294967296", "--seed"},
+        {bench + " --runs=0", "--runs"},
+        {bench + " --warmup=-1", "--warmup"},
+        {bench + " --heads=2147483648", "--heads"},
+    };
+    for (const auto& c : cases) {
+        const auto r = tca(c.args);
+        EXPECT_NE(r.code, 0) << c.args << "\n" << r.output;
+        EXPECT_NE(r.output.find(c.flag), std::string::npos) << c.args << "\n" << r.output;
+        EXPECT_TRUE(r.output.find("out of range") != std::string::npos ||
+                    r.output.find("not a decimal integer") != std::string::npos)
+            << c.args << "\n" << r.output;
+        EXPECT_FALSE(fs::exists(d("x")) || fs::exists(d("x.json")) || fs::exists(d("x.npy"))) << c.args;
+    }
+    // The edges themselves are accepted.
+    const auto ok = tca("synth --kind mix --heads 2 --kv-heads 1 --len 8 --dim 4 --seed=18446744073709551615 --out-dir " +
+                        d("edge"));
+    EXPECT_EQ(ok.code, 0) << ok.output;
+}
+
+// Output files: an --out that is a symbolic link or a fifo is refused and left alone, and a
+// multi-file write that cannot complete leaves the files that were there as they were.
+TEST_F(Cli, OutputsGoToRegularFilesOnly) {
+    const std::string qkv = " --q " + d("w/q.npy") + " --k " + d("w/k.npy") + " --v " + d("w/v.npy");
+    std::ofstream(d("target.npy")) << "keep";
+    fs::remove(d("link.npy"));
+    fs::create_symlink(d("target.npy"), d("link.npy"));
+    auto r = tca("attend" + qkv + " --dense --device cpu --out " + d("link.npy"));
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.output.find("symbolic link"), std::string::npos) << r.output;
+    EXPECT_NE(r.output.find("TCA_ERROR_IO"), std::string::npos) << r.output;
+    EXPECT_TRUE(fs::is_symlink(d("link.npy")));
+    std::ifstream t(d("target.npy"));
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(t), {}), "keep");
+
+    fs::remove(d("fifo.npy"));
+    ASSERT_EQ(::mkfifo(d("fifo.npy").c_str(), 0600), 0);
+    r = tca("attend" + qkv + " --dense --device cpu --out " + d("o_ok.npy") + " --stats " + d("fifo.npy"));
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.output.find("fifo"), std::string::npos) << r.output;
+    EXPECT_TRUE(fs::is_fifo(d("fifo.npy")));
+    EXPECT_FALSE(fs::exists(d("o_ok.npy"))) << "nothing of a failed command is written";
+
+    // synth writes q, k, v together: k.npy cannot be written (a directory is in the way), so the
+    // q.npy that was there must survive untouched.
+    const std::string out = d("synth_existing");
+    fs::create_directories(out + "/k.npy/in_the_way");
+    std::ofstream(out + "/q.npy") << "previous q";
+    r = tca("synth --kind mix --heads 2 --kv-heads 1 --len 16 --dim 4 --out-dir " + out);
+    EXPECT_NE(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("k.npy"), std::string::npos) << r.output;
+    std::ifstream q(out + "/q.npy");
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(q), {}), "previous q");
+    EXPECT_FALSE(fs::exists(out + "/v.npy"));
+}
+
+// Whatever fails -- the JSON parser, a path that is a directory -- the CLI prints one clean line
+// with a tca status, never the text of a library exception.
+TEST_F(Cli, FailuresPrintATcaStatusNotALibraryException) {
+    const std::string kv = " --k " + d("w/k.npy") + " --v " + d("w/v.npy");
+    std::ifstream f(d("p.json"));
+    std::string text((std::istreambuf_iterator<char>(f)), {});
+    const auto tau = text.find("\"tau\"");
+    ASSERT_NE(tau, std::string::npos);
+    const auto colon = text.find(':', tau), end = text.find_first_of(",}", colon);
+    text.replace(colon + 1, end - colon - 1, " 1e400");
+    std::ofstream(d("p_overflow.json")) << text;
+    fs::create_directories(d("a_dir"));
+    struct Case {
+        std::string args, needle;
+    };
+    const std::vector<Case> cases = {
+        {"attend --q " + d("w/q.npy") + kv + " --profile " + d("p_overflow.json") + " --device cpu --out " + d("x.npy"),
+         "TCA_ERROR_IO"},
+        {"attend --q " + d("w/q.npy") + kv + " --profile " + d("a_dir") + " --device cpu --out " + d("x.npy"), "directory"},
+        {"attend --q " + d("a_dir") + kv + " --dense --device cpu --out " + d("x.npy"), "directory"},
+        {"calibrate --q " + d("a_dir") + " --k " + d("w/k.npy") + " --window 64 --out " + d("x.json"), "directory"},
+        {"lm --model " + d("a_dir") + " --text " + d("a_dir") + " --dense", "directory"},
+    };
+    for (const auto& c : cases) {
+        const auto r = tca(c.args);
+        EXPECT_NE(r.code, 0) << c.args;
+        EXPECT_NE(r.output.find("tca: error (TCA_ERROR_"), std::string::npos) << c.args << "\n" << r.output;
+        EXPECT_EQ(r.output.find("TCA_ERROR_INTERNAL"), std::string::npos) << c.args << "\n" << r.output;
+        EXPECT_NE(r.output.find(c.needle), std::string::npos) << c.args << "\n" << r.output;
+        for (const char* raw : {"json.exception", "basic_string", "std::", "terminate", "what()"})
+            EXPECT_EQ(r.output.find(raw), std::string::npos) << c.args << "\n" << r.output;
+        EXPECT_FALSE(fs::exists(d("x.npy")) || fs::exists(d("x.json"))) << c.args;
+    }
 }
 
 // tca bench on the reference backend at a tiny size: JSON and CSV are written and parse, with one

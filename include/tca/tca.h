@@ -11,6 +11,19 @@
  *        h * head_stride + t * token_stride + i     (in elements, head_dim contiguous).
  *    Q and O are float32; K and V may be float32 or float16 (accumulation is always float32 or wider).
  *  - Functions are not thread-safe on the same context; distinct contexts may be used concurrently.
+ *  - struct_size: every struct passed by pointer starts with `size_t struct_size`, which the caller
+ *    sets to sizeof(the struct) as its headers declare it.  Structs grow only by fields added at the
+ *    end, so a program built against older (smaller) or newer (bigger) headers keeps working: the
+ *    library accepts any struct_size at least the size of the struct's first released version and
+ *    reads or writes only the first min(struct_size, its own sizeof) bytes; fields the caller's
+ *    version lacks take their defaults on input and are not written on output.  The first
+ *    version's size is the offset just past its last first-version field (sizeof without trailing
+ *    padding); every struct in this header is still at its first version (0.1.0), so today that
+ *    is the end of its last field.  A struct_size of 0 or below that size is rejected with
+ *    TCA_ERROR_INVALID_ARGUMENT.
+ *  - Enum-valued inputs (a tca_dtype, a tca_status) are taken as `int`, so any value a caller
+ *    passes is defined behaviour; values outside the enum are rejected (TCA_ERROR_INVALID_ARGUMENT)
+ *    or, for tca_status_name, named "TCA_ERROR_UNKNOWN".  Passing the enum constants is unchanged.
  */
 #ifndef TCA_TCA_H
 #define TCA_TCA_H
@@ -65,8 +78,9 @@ TCA_API const char* tca_version_string(void);
 
 /* Message of the calling thread's last failure ("" if none). */
 TCA_API const char* tca_last_error(void);
-/* Short name of a status code, e.g. "TCA_ERROR_SHAPE_MISMATCH". */
-TCA_API const char* tca_status_name(tca_status status);
+/* Short name of a status code (a tca_status value), e.g. "TCA_ERROR_SHAPE_MISMATCH";
+ * "TCA_ERROR_UNKNOWN" for any other value. */
+TCA_API const char* tca_status_name(int status);
 
 /* ---- devices ---------------------------------------------------------------------------- */
 
@@ -108,8 +122,9 @@ TCA_API tca_status tca_context_device_info(const tca_context* ctx, tca_device_in
 typedef struct tca_tensor tca_tensor;
 
 /* A dense [heads, tokens, dim] tensor in device memory, contiguous (token_stride = dim,
- * head_stride = tokens * dim). */
-TCA_API tca_status tca_tensor_create(tca_context* ctx, tca_dtype dtype, int heads, int tokens, int dim,
+ * head_stride = tokens * dim).  dtype: a tca_dtype value.  A size too big for the device (or for
+ * 64-bit arithmetic) is TCA_ERROR_OUT_OF_MEMORY. */
+TCA_API tca_status tca_tensor_create(tca_context* ctx, int dtype, int heads, int tokens, int dim,
                                      tca_tensor** out);
 TCA_API tca_status tca_tensor_destroy(tca_tensor* t);
 TCA_API tca_status tca_tensor_shape(const tca_tensor* t, tca_dtype* dtype, int* heads, int* tokens, int* dim);
@@ -184,8 +199,9 @@ TCA_API tca_status tca_calibrate(tca_context* ctx, const tca_params* params, int
  * so a runtime switches methods without changing code.  max_tokens bounds prompt + decode steps. */
 typedef struct tca_cache tca_cache;
 
+/* kv_dtype: a tca_dtype value. */
 TCA_API tca_status tca_cache_create(tca_context* ctx, const tca_profile* profile, int layer, int q_heads,
-                                    int kv_heads, int head_dim, tca_dtype kv_dtype, int max_tokens,
+                                    int kv_heads, int head_dim, int kv_dtype, int max_tokens,
                                     tca_cache** out);
 TCA_API tca_status tca_cache_destroy(tca_cache* cache);
 /* Forgets every token; the cache can take a new prompt. */
@@ -301,7 +317,7 @@ struct VkQueue_T;
  * heads * dim.  tca_tensor_upload/download accept contiguous tensors only. */
 typedef struct tca_tensor_desc {
     size_t struct_size; /* set to sizeof(tca_tensor_desc) by the caller */
-    tca_dtype dtype;
+    int dtype;          /* a tca_dtype value */
     int heads, tokens, dim;
     int64_t head_stride, token_stride;
 } tca_tensor_desc;

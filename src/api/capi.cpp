@@ -6,6 +6,8 @@
 
 #include "api/capi_guard.h"
 #include "api/handles.h"
+#include "api/struct_size.h"
+#include "core/checked.h"
 #include "device/registry.h"
 
 using namespace tca;
@@ -21,21 +23,21 @@ void copy_str(char* dst, size_t n, const std::string& s) {
 }
 
 void fill_info(const DeviceInfo& d, tca_device_info* info) {
-    require(info != nullptr, TCA_ERROR_INVALID_ARGUMENT, "info is null");
-    require(info->struct_size >= sizeof(tca_device_info), TCA_ERROR_INVALID_ARGUMENT,
-            "info->struct_size must be set to sizeof(tca_device_info)");
-    copy_str(info->name, sizeof info->name, d.name);
-    copy_str(info->api, sizeof info->api,
+    api::known_bytes(info, "info");  // before any work: a bad struct_size fails the same way everywhere
+    tca_device_info out{};
+    copy_str(out.name, sizeof out.name, d.name);
+    copy_str(out.api, sizeof out.api,
              d.api == Api::reference ? "reference" : d.api == Api::opencl ? "opencl" : "vulkan");
-    copy_str(info->vendor, sizeof info->vendor, d.vendor);
-    copy_str(info->device, sizeof info->device, d.device);
-    copy_str(info->driver, sizeof info->driver, d.driver);
-    info->type = d.type;
-    info->global_memory = d.global_memory;
-    info->max_allocation = d.max_allocation;
-    info->fp16_storage = d.fp16_storage;
-    info->fp16_arithmetic = d.fp16_arithmetic;
-    info->subgroup_size = d.subgroup_size;
+    copy_str(out.vendor, sizeof out.vendor, d.vendor);
+    copy_str(out.device, sizeof out.device, d.device);
+    copy_str(out.driver, sizeof out.driver, d.driver);
+    out.type = d.type;
+    out.global_memory = d.global_memory;
+    out.max_allocation = d.max_allocation;
+    out.fp16_storage = d.fp16_storage;
+    out.fp16_arithmetic = d.fp16_arithmetic;
+    out.subgroup_size = d.subgroup_size;
+    api::write_struct(info, out, "info");
 }
 
 // Host data is exchanged as one contiguous block, so a strided (wrapped) tensor cannot take it.
@@ -89,7 +91,7 @@ TCA_API int tca_version(void) { return TCA_VERSION; }
 TCA_API const char* tca_version_string(void) { return TCA_VERSION_STRING; }
 TCA_API const char* tca_last_error(void) { return api::last_error.c_str(); }
 
-TCA_API const char* tca_status_name(tca_status s) {
+TCA_API const char* tca_status_name(int s) {
     switch (s) {
         case TCA_OK: return "TCA_OK";
         case TCA_ERROR_INVALID_ARGUMENT: return "TCA_ERROR_INVALID_ARGUMENT";
@@ -162,10 +164,7 @@ TCA_API tca_status tca_context_set_profiling(tca_context* ctx, int on) {
 TCA_API tca_status tca_context_last_stats(const tca_context* ctx, tca_call_stats* stats) {
     return guarded([&] {
         const tca_context* c = check_ctx(const_cast<tca_context*>(ctx));
-        require(stats != nullptr, TCA_ERROR_INVALID_ARGUMENT, "stats is null");
-        require(stats->struct_size >= sizeof(tca_call_stats), TCA_ERROR_INVALID_ARGUMENT,
-                "stats->struct_size must be set to sizeof(tca_call_stats)");
-        *stats = c->last_stats;
+        api::write_struct(stats, c->last_stats, "stats");
     });
 }
 
@@ -173,18 +172,21 @@ TCA_API tca_status tca_context_finish(tca_context* ctx) {
     return guarded([&] { check_ctx(ctx)->device->finish(); });
 }
 
-TCA_API tca_status tca_tensor_create(tca_context* ctx, tca_dtype dtype, int heads, int tokens, int dim,
-                                     tca_tensor** out) {
+TCA_API tca_status tca_tensor_create(tca_context* ctx, int dtype, int heads, int tokens, int dim, tca_tensor** out) {
     return guarded([&] {
         check_ctx(ctx);
         require(out != nullptr, TCA_ERROR_INVALID_ARGUMENT, "out is null");
         *out = nullptr;
-        require(dtype == TCA_F32 || dtype == TCA_F16, TCA_ERROR_INVALID_ARGUMENT, "unknown dtype");
+        require(dtype == TCA_F32 || dtype == TCA_F16, TCA_ERROR_INVALID_ARGUMENT,
+                "unknown dtype " + std::to_string(dtype) + " (TCA_F32 = 0, TCA_F16 = 1)");
+        const std::string shape =
+            "[" + std::to_string(heads) + ", " + std::to_string(tokens) + ", " + std::to_string(dim) + "]";
         require(heads > 0 && tokens > 0 && dim > 0, TCA_ERROR_INVALID_ARGUMENT,
-                "tensor shape [" + std::to_string(heads) + ", " + std::to_string(tokens) + ", " + std::to_string(dim) +
-                    "] is empty or negative");
+                "tensor shape " + shape + " is empty or negative");
         const DType dt = dtype == TCA_F32 ? DType::f32 : DType::f16;
-        const unsigned long long bytes = 1ull * heads * tokens * dim * dtype_size(dt);
+        // Checked: (2^30, 2^30, 16) f32 is 2^66 bytes, which wraps to a 0-byte buffer in 64 bits.
+        const std::string what = "tensor " + shape + " " + dtype_name(dt) + " bytes";
+        const size_t bytes = checked_product({heads, tokens, dim, int64_t(dtype_size(dt))}, what.c_str());
         auto t = std::make_unique<tca_tensor>();
         t->ctx = ctx;
         t->t = Tensor::contiguous(BufView{ctx->device->alloc(bytes), 0}, dt, heads, tokens, dim);

@@ -5,6 +5,7 @@
 
 #include "api/capi_guard.h"
 #include "api/handles.h"
+#include "api/struct_size.h"
 #include "device/roofline.h"
 
 #ifndef TCA_GIT_REVISION
@@ -29,23 +30,20 @@ TCA_API const char* tca_build_revision(void) {
 TCA_API tca_status tca_device_roofline(tca_context* ctx, tca_roofline* out) {
     return api::guarded([&] {
         check_ctx(ctx);
-        require(out != nullptr, TCA_ERROR_INVALID_ARGUMENT, "out is null");
-        require(out->struct_size >= sizeof(tca_roofline), TCA_ERROR_INVALID_ARGUMENT,
-                "out->struct_size must be set to sizeof(tca_roofline)");
+        api::known_bytes(out, "out");  // before the measurement, which takes a while
         const Roofline r = measure_roofline(*ctx->device);
-        const size_t size = out->struct_size;
-        *out = tca_roofline{};
-        out->struct_size = size;
-        out->copy_gbps = r.copy_gbps;
-        out->f32_gflops = r.f32_gflops;
-        out->f16_gflops = r.f16_gflops;
-        out->copy_bytes = r.copy_bytes;
-        out->gemm_size = r.gemm_size;
-        out->runs = r.runs;
-        out->host_timed = r.host_timed ? 1 : 0;
-        put(out->copy_engine, sizeof out->copy_engine, r.copy_engine);
-        put(out->f32_engine, sizeof out->f32_engine, r.f32_engine);
-        put(out->f16_engine, sizeof out->f16_engine, r.f16_engine);
+        tca_roofline v{};
+        v.copy_gbps = r.copy_gbps;
+        v.f32_gflops = r.f32_gflops;
+        v.f16_gflops = r.f16_gflops;
+        v.copy_bytes = r.copy_bytes;
+        v.gemm_size = r.gemm_size;
+        v.runs = r.runs;
+        v.host_timed = r.host_timed ? 1 : 0;
+        put(v.copy_engine, sizeof v.copy_engine, r.copy_engine);
+        put(v.f32_engine, sizeof v.f32_engine, r.f32_engine);
+        put(v.f16_engine, sizeof v.f16_engine, r.f16_engine);
+        api::write_struct(out, v, "out");
     });
 }
 

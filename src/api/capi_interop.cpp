@@ -8,6 +8,8 @@
 
 #include "api/capi_guard.h"
 #include "api/handles.h"
+#include "api/struct_size.h"
+#include "core/checked.h"
 #include "device/interop.h"
 
 using namespace tca;
@@ -23,11 +25,11 @@ tca_context* new_context(std::unique_ptr<Device> dev) {
 
 // The tensor a descriptor describes, inside `buf` at byte `offset`; everything is checked against the
 // buffer, since the caller's buffer may be any size.
-Tensor described(const tca_tensor_desc* d, Buffer buf, uint64_t offset) {
-    require(d != nullptr, TCA_ERROR_INVALID_ARGUMENT, "desc is null");
-    require(d->struct_size >= sizeof(tca_tensor_desc), TCA_ERROR_INVALID_ARGUMENT,
-            "desc->struct_size must be set to sizeof(tca_tensor_desc)");
-    require(d->dtype == TCA_F32 || d->dtype == TCA_F16, TCA_ERROR_INVALID_ARGUMENT, "unknown dtype");
+Tensor described(const tca_tensor_desc* desc, Buffer buf, uint64_t offset) {
+    const tca_tensor_desc dv = api::read_struct(desc, "desc");
+    const tca_tensor_desc* d = &dv;
+    require(d->dtype == TCA_F32 || d->dtype == TCA_F16, TCA_ERROR_INVALID_ARGUMENT,
+            "unknown dtype " + std::to_string(d->dtype) + " (TCA_F32 = 0, TCA_F16 = 1)");
     require(d->heads > 0 && d->tokens > 0 && d->dim > 0, TCA_ERROR_INVALID_ARGUMENT,
             "tensor shape [" + std::to_string(d->heads) + ", " + std::to_string(d->tokens) + ", " +
                 std::to_string(d->dim) + "] is empty or negative");
@@ -81,13 +83,12 @@ TCA_API tca_status tca_context_create_opencl(struct _cl_context* context, struct
     });
 }
 
-TCA_API tca_status tca_context_create_vulkan(const tca_vulkan_handles* h, tca_context** out) {
+TCA_API tca_status tca_context_create_vulkan(const tca_vulkan_handles* handles, tca_context** out) {
     return api::guarded([&] {
         require(out != nullptr, TCA_ERROR_INVALID_ARGUMENT, "out is null");
         *out = nullptr;
-        require(h != nullptr, TCA_ERROR_INVALID_ARGUMENT, "handles is null");
-        require(h->struct_size >= sizeof(tca_vulkan_handles), TCA_ERROR_INVALID_ARGUMENT,
-                "handles->struct_size must be set to sizeof(tca_vulkan_handles)");
+        const tca_vulkan_handles hv = api::read_struct(handles, "handles");
+        const tca_vulkan_handles* h = &hv;
         require((h->enabled_features & ~TCA_VULKAN_FEATURE_STORAGE_BUFFER_16BIT) == 0, TCA_ERROR_INVALID_ARGUMENT,
                 "unknown bits in enabled_features");
         VulkanExternal ext;

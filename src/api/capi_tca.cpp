@@ -5,6 +5,8 @@
 
 #include "api/capi_guard.h"
 #include "api/handles.h"
+#include "api/struct_size.h"
+#include "core/checked.h"
 #include "io/atomic_file.h"
 #include "method/calibrate.h"
 #include "method/profile.h"
@@ -52,9 +54,11 @@ tca_cache* cache_of(const tca_cache* c) {
 method::TcaParams params_from(const tca_params* in) {
     method::TcaParams p;
     if (in) {
-        require(in->struct_size >= sizeof(tca_params), TCA_ERROR_INVALID_ARGUMENT,
-                "params->struct_size must be set to sizeof(tca_params)");
-        p.block = in->block, p.window = in->window, p.tau = in->tau, p.alpha = in->alpha;
+        // Fields past the caller's struct_size (none yet: every field is version 1) keep their defaults.
+        tca_params defaults{};
+        defaults.block = p.block, defaults.window = p.window, defaults.tau = p.tau, defaults.alpha = p.alpha;
+        const tca_params r = api::read_struct(in, "params", defaults);
+        p.block = r.block, p.window = r.window, p.tau = r.tau, p.alpha = r.alpha;
     }
     method::validate_params(p);
     return p;
@@ -74,11 +78,10 @@ extern "C" {
 
 TCA_API tca_status tca_params_init(tca_params* params) {
     return api::guarded([&] {
-        require(params != nullptr, TCA_ERROR_INVALID_ARGUMENT, "params is null");
-        require(params->struct_size >= sizeof(tca_params), TCA_ERROR_INVALID_ARGUMENT,
-                "params->struct_size must be set to sizeof(tca_params)");
         const method::TcaParams d;
-        params->block = d.block, params->window = d.window, params->tau = d.tau, params->alpha = d.alpha;
+        tca_params out{};
+        out.block = d.block, out.window = d.window, out.tau = d.tau, out.alpha = d.alpha;
+        api::write_struct(params, out, "params");
     });
 }
 
@@ -163,7 +166,7 @@ TCA_API tca_status tca_calibrate(tca_context* ctx, const tca_params* params, int
 }
 
 TCA_API tca_status tca_cache_create(tca_context* ctx, const tca_profile* profile, int layer, int q_heads, int kv_heads,
-                                    int head_dim, tca_dtype kv_dtype, int max_tokens, tca_cache** out) {
+                                    int head_dim, int kv_dtype, int max_tokens, tca_cache** out) {
     return api::guarded([&] {
         check_ctx(ctx);
         require(out != nullptr, TCA_ERROR_INVALID_ARGUMENT, "out is null");
@@ -172,7 +175,8 @@ TCA_API tca_status tca_cache_create(tca_context* ctx, const tca_profile* profile
                 "cache shape and max_tokens must be positive");
         require(q_heads % kv_heads == 0, TCA_ERROR_SHAPE_MISMATCH,
                 std::to_string(q_heads) + " query heads are not a multiple of " + std::to_string(kv_heads) + " KV heads");
-        require(kv_dtype == TCA_F32 || kv_dtype == TCA_F16, TCA_ERROR_INVALID_ARGUMENT, "unknown dtype");
+        require(kv_dtype == TCA_F32 || kv_dtype == TCA_F16, TCA_ERROR_INVALID_ARGUMENT,
+                "unknown kv_dtype " + std::to_string(kv_dtype) + " (TCA_F32 = 0, TCA_F16 = 1)");
         auto c = std::make_unique<tca_cache>();
         c->ctx = ctx;
         c->layer = layer, c->max_tokens = max_tokens;
@@ -239,10 +243,10 @@ TCA_API tca_status tca_cache_decode(tca_cache* cache, const tca_tensor* q, const
 TCA_API tca_status tca_cache_size(const tca_cache* cache, uint64_t* bytes, uint64_t* dense_bytes, int* tokens) {
     return api::guarded([&] {
         const auto& acc = cache_of(cache)->session->account();
-        uint64_t held = 0;
-        for (size_t h = 0; h < acc.global.size(); ++h) held += acc.tca_bytes(int(h));
+        size_t held = 0;
+        for (size_t h = 0; h < acc.global.size(); ++h) held = checked_add(held, size_t(acc.tca_bytes(int(h))), "cache bytes");
         if (bytes) *bytes = held;
-        if (dense_bytes) *dense_bytes = uint64_t(acc.dense_bytes()) * acc.global.size();
+        if (dense_bytes) *dense_bytes = checked_mul(size_t(acc.dense_bytes()), acc.global.size(), "dense cache bytes");
         if (tokens) *tokens = acc.tokens_seen;
     });
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/half.h"
+#include "core/checked.h"
 #include "device/backends.h"
 
 namespace tca {
@@ -96,15 +97,15 @@ public:
         return b;
     }
     void write(const BufView& dst, const void* src, size_t bytes) override {
-        require(dst.offset + bytes <= dst.buf->size, TCA_ERROR_SHAPE_MISMATCH, "write past the end of a buffer");
+        require(range_fits(dst.offset, bytes, dst.buf->size), TCA_ERROR_SHAPE_MISMATCH, "write past the end of a buffer");
         std::memcpy(base_of(dst), src, bytes);
     }
     void read(const BufView& src, void* dst, size_t bytes) override {
-        require(src.offset + bytes <= src.buf->size, TCA_ERROR_SHAPE_MISMATCH, "read past the end of a buffer");
+        require(range_fits(src.offset, bytes, src.buf->size), TCA_ERROR_SHAPE_MISMATCH, "read past the end of a buffer");
         std::memcpy(dst, base_of(src), bytes);
     }
     void fill_zero(const BufView& dst, size_t bytes) override {
-        require(dst.offset + bytes <= dst.buf->size, TCA_ERROR_SHAPE_MISMATCH, "fill past the end of a buffer");
+        require(range_fits(dst.offset, bytes, dst.buf->size), TCA_ERROR_SHAPE_MISMATCH, "fill past the end of a buffer");
         std::memset(base_of(dst), 0, bytes);
     }
     void finish() override {}

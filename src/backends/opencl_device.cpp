@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/checked.h"
 #include "device/backends.h"
 #include "device/embedded.h"
 #include "device/interop.h"
@@ -402,7 +403,7 @@ struct Range {
 const Range kAnyLocal{0};
 
 size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
-int ceil_div(int a, int b) { return (a + b - 1) / b; }
+int ceil_div(int a, int b) { return int((int64_t(a) + b - 1) / b); }  // a + b - 1 may pass INT_MAX
 
 std::string kv_options(const Tensor& kv) {
     return "-D HEAD_DIM=" + std::to_string(kv.dim) + " -D KV_HALF=" + (kv.dtype == DType::f16 ? "1" : "0");
@@ -473,19 +474,19 @@ public:
     }
 
     void write(const BufView& dst, const void* src, size_t bytes) override {
-        require(dst.offset + bytes <= dst.buf->size, TCA_ERROR_SHAPE_MISMATCH, "write past the end of a buffer");
+        require(range_fits(dst.offset, bytes, dst.buf->size), TCA_ERROR_SHAPE_MISMATCH, "write past the end of a buffer");
         if (bytes)
             check(clEnqueueWriteBuffer(queue_.get(), mem(dst), CL_TRUE, dst.offset, bytes, src, 0, nullptr, nullptr),
                   "clEnqueueWriteBuffer");
     }
     void read(const BufView& src, void* dst, size_t bytes) override {
-        require(src.offset + bytes <= src.buf->size, TCA_ERROR_SHAPE_MISMATCH, "read past the end of a buffer");
+        require(range_fits(src.offset, bytes, src.buf->size), TCA_ERROR_SHAPE_MISMATCH, "read past the end of a buffer");
         if (bytes)
             check(clEnqueueReadBuffer(queue_.get(), mem(src), CL_TRUE, src.offset, bytes, dst, 0, nullptr, nullptr),
                   "clEnqueueReadBuffer");
     }
     void fill_zero(const BufView& dst, size_t bytes) override {
-        require(dst.offset + bytes <= dst.buf->size, TCA_ERROR_SHAPE_MISMATCH, "fill past the end of a buffer");
+        require(range_fits(dst.offset, bytes, dst.buf->size), TCA_ERROR_SHAPE_MISMATCH, "fill past the end of a buffer");
         const cl_uchar zero = 0;
         if (bytes)
             check(clEnqueueFillBuffer(queue_.get(), mem(dst), &zero, 1, dst.offset, bytes, 0, nullptr, nullptr),
@@ -557,7 +558,7 @@ public:
         const int hq = a.q.heads, hkv = a.k1.heads, group = hq / hkv, d = a.q.dim;
         const bool seg2 = static_cast<bool>(a.k2.data);
         // Segment-2 counts live on the device; its capacity bounds them.
-        const int n_max = std::max(1, a.n1 + (seg2 ? a.k2.tokens : 0));
+        const int n_max = std::max(1, checked_narrow<int>(uint64_t(a.n1) + (seg2 ? a.k2.tokens : 0), "decode keys"));
         int splits = a.splits;
         if (splits <= 0) {
             const int by_work = ceil_div(n_max, tuning_.decode_min_keys);
@@ -568,8 +569,8 @@ public:
         const int split_len = ceil_div(n_max, splits);
         splits = ceil_div(n_max, split_len);
 
-        const cl_mem part_ml = scratch(kDecodeMl, size_t(hq) * splits * 2 * 4);
-        const cl_mem part_o = scratch(kDecodeO, size_t(hq) * splits * d * 4);
+        const cl_mem part_ml = scratch(kDecodeMl, checked_product({hq, splits, 2, 4}, "decode partials"));
+        const cl_mem part_o = scratch(kDecodeO, checked_product({hq, splits, d, 4}, "decode partial outputs"));
         const cl_mem ml = scratch(kDecodeMerged, size_t(hq) * 2 * 4);
         const auto [split_kernel, wg] = fitted("decode.cl", "decode_split", tuning_.decode_wg,
                                                [&](int w) { return kv_options(a.k1) + define("DEC_WG", w); });
@@ -592,7 +593,7 @@ public:
         const int hq = a.q.heads, hkv = a.k.heads, group = hq / hkv;
         const int wg = tuning_.score_wg, chunk = tuning_.score_chunk;
         const int chunks = ceil_div(a.n_keys, chunk);
-        const cl_mem part = scratch(kScoreParts, size_t(hq) * chunks * 2 * 4);
+        const cl_mem part = scratch(kScoreParts, checked_product({hq, chunks, 2, 4}, "score partials"));
         const cl_mem ml = scratch(kScoreMerged, size_t(hq) * 2 * 4);
         const std::string opts = kv_options(a.k) + define("SC_WG", wg);
         const float scale = default_scale(a.scale, a.q.dim);
@@ -626,8 +627,8 @@ public:
         validate(a);
         OpScope op(*this, "select");
         const int nb = n_blocks_of(a.n_global, a.block), wg = tuning_.reduce_wg;
-        const cl_mem keep = scratch(kSelectKeep, size_t(a.heads) * nb * 4);
-        const cl_mem offsets = scratch(kSelectOffsets, size_t(a.heads) * nb * 4);
+        const cl_mem keep = scratch(kSelectKeep, checked_product({a.heads, nb, 4}, "select keep counts"));
+        const cl_mem offsets = scratch(kSelectOffsets, checked_product({a.heads, nb, 4}, "select offsets"));
         const std::string opts = define("RED_WG", wg);
         launch(kernel("select.cl", opts, "select_offsets"), Range(wg, a.heads), Range(wg, 1), view(a.order),
                view(a.budget), nb, a.n_global, a.block, keep, offsets, view(a.count), a.idx_stride);
@@ -667,7 +668,7 @@ public:
         OpScope op(*this, "colsum");
         const int L = a.k.tokens, hq = a.q.heads, hkv = a.k.heads, group = hq / hkv;
         const int bk = key_tile(a.q.dim, 1);
-        const cl_mem stats = scratch(kColsumStats, size_t(hq) * L * 2 * 4);
+        const cl_mem stats = scratch(kColsumStats, checked_product({hq, L, 2, 4}, "colsum statistics"));
         const auto options = [&](int wg) { return kv_options(a.k) + define("BQ", wg) + define("BK", bk); };
         // Both kernels come from one program, so they share the work-group size.
         const int bq = std::min(fitted("colsum.cl", "colsum_stats", tuning_.prefill_bq, options).second,

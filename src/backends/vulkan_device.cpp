@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "backends/vulkan_testing.h"
+#include "core/checked.h"
 #include "device/backends.h"
 #include "device/embedded.h"
 #include "device/interop.h"
@@ -536,7 +537,7 @@ public:
     }
 
     void write(const BufView& dst, const void* src, size_t bytes) override {
-        require(dst.offset + bytes <= dst.buf->size, TCA_ERROR_SHAPE_MISMATCH, "write past the end of a buffer");
+        require(range_fits(dst.offset, bytes, dst.buf->size), TCA_ERROR_SHAPE_MISMATCH, "write past the end of a buffer");
         if (!bytes) return;
         VkBuf* b = vk(dst.buf);
         if (b->mapped) {
@@ -551,7 +552,7 @@ public:
     }
 
     void read(const BufView& src, void* dst, size_t bytes) override {
-        require(src.offset + bytes <= src.buf->size, TCA_ERROR_SHAPE_MISMATCH, "read past the end of a buffer");
+        require(range_fits(src.offset, bytes, src.buf->size), TCA_ERROR_SHAPE_MISMATCH, "read past the end of a buffer");
         VkBuf* b = vk(src.buf);
         if (b->mapped) {
             submit_and_wait();
@@ -566,7 +567,7 @@ public:
     }
 
     void fill_zero(const BufView& dst, size_t bytes) override {
-        require(dst.offset + bytes <= dst.buf->size, TCA_ERROR_SHAPE_MISMATCH, "fill past the end of a buffer");
+        require(range_fits(dst.offset, bytes, dst.buf->size), TCA_ERROR_SHAPE_MISMATCH, "fill past the end of a buffer");
         if (!bytes) return;
         if (dst.offset % 4 || bytes % 4) {  // vkCmdFillBuffer works in words; odd ranges go through the host
             std::vector<unsigned char> zeros(bytes, 0);
@@ -1279,7 +1280,7 @@ void VulkanDevice::colsum(const ColsumArgs& a) {
     pc.scale = default_scale(a.scale, a.q.dim);
     // Pass 1: each query row's softmax max and sum (flash-style, no V). Pass 2: per key tile, the sum
     // over query rows of the normalised probabilities, recomputing q.k; nothing L x L is stored.
-    BufView stats = scratch(kSlotStats, size_t(a.q.heads) * L * 8);
+    BufView stats = scratch(kSlotStats, checked_product({a.q.heads, L, 8}, "colsum statistics"));
     dispatch(kv_shader("attn", a.k.dtype), attn_spec(t, a.q.dim, a.k.dtype, 1, false), pc,
              {in(a.q.data), in(a.k.data), {}, {}, {}, {}, out(stats), {}}, ceil_div(L, t.br), uint32_t(a.q.heads));
     dispatch(kv_shader("attn", a.k.dtype), attn_spec(t, a.q.dim, a.k.dtype, 2, false), pc,
@@ -1313,8 +1314,8 @@ void VulkanDevice::decode(const DecodeArgs& a) {
     splits = ceil_div(n_max, chunk);
     pc.chunk = chunk, pc.nsplit = splits;
     if (a.probs) pc.probs_off = int_off(a.probs), pc.probs_n = uint32_t(a.probs_n);
-    const size_t part_floats = size_t(a.q.heads) * splits * (a.q.dim + 2);
-    BufView part = scratch(kSlotPartials, (part_floats + size_t(a.q.heads) * 2) * 4);
+    const size_t part_floats = checked_product({a.q.heads, splits, a.q.dim + 2}, "decode partials");
+    BufView part = scratch(kSlotPartials, checked_mul(checked_add(part_floats, size_t(a.q.heads) * 2, "decode partials"), 4, "decode partials"));
     const std::string shader = kv_shader("decode", kv);
     auto spec = [&](uint32_t mode) { return std::vector<uint32_t>{kSmallWG, uint32_t(a.q.dim), kv == DType::f16, sg(), mode}; };
     const BufView k2 = has2 ? a.k2.data : a.k1.data, v2 = has2 ? a.v2.data : a.v1.data;
@@ -1339,7 +1340,7 @@ void VulkanDevice::score(const ScoreArgs& a) {
     pc.s_off = int_off(a.s), pc.s_stride = uint32_t(a.s_stride);
     pc.scale = default_scale(a.scale, a.q.dim);
     // stats: per (query head, chunk) softmax (max, sum), then per query head the merged (max, sum).
-    BufView stats = scratch(kSlotStats, (size_t(a.q.heads) * pc.nchunk + a.q.heads) * 8);
+    BufView stats = scratch(kSlotStats, checked_product({a.q.heads, int64_t(pc.nchunk) + 1, 8}, "score statistics"));
     const std::string shader = kv_shader("score", a.k.dtype);
     auto spec = [&](uint32_t mode) { return std::vector<uint32_t>{kSmallWG, uint32_t(a.q.dim), a.k.dtype == DType::f16, sg(), mode}; };
     dispatch(shader, spec(0), pc, {in(a.q.data), in(a.k.data), out(stats), {}}, pc.nchunk, uint32_t(a.k.heads));
@@ -1376,8 +1377,9 @@ void VulkanDevice::select(const SelectArgs& a) {
     pc.out_off = int_off(a.idx), pc.out_stride = uint32_t(a.idx_stride), pc.cnt_off = int_off(a.count);
     // Scratch: [A] kept count per block, [B] exclusive prefix sums (output offset per block),
     // [C] keep flag per token.
-    pc.scr_a = 0, pc.scr_b = uint32_t(a.heads) * nb, pc.scr_c = 2 * uint32_t(a.heads) * nb;
-    BufView scr = scratch(kSlotSelect, (size_t(pc.scr_c) + size_t(a.heads) * a.n_global) * 4);
+    pc.scr_a = 0, pc.scr_b = checked_narrow<uint32_t>(checked_product({a.heads, nb}, "select scratch"), "select scratch");
+    pc.scr_c = checked_narrow<uint32_t>(checked_product({2, a.heads, nb}, "select scratch"), "select scratch");
+    BufView scr = scratch(kSlotSelect, checked_mul(checked_add(pc.scr_c, checked_product({a.heads, a.n_global}, "select scratch"), "select scratch"), 4, "select scratch"));
     const std::vector<Bind> binds = {in(a.s), in(a.order), in(a.budget), out(a.idx), out(a.count), out(scr), {}};
     dispatch("select.comp", {kSmallWG, sg(), 2}, pc, binds, ceil_div(nb, kSmallWG), uint32_t(a.heads));
     dispatch("select.comp", {kSmallWG, sg(), 3}, pc, binds, 1, uint32_t(a.heads));

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 
 #include "device/registry.h"
 #include "io/npy.h"
@@ -25,8 +26,16 @@ method::HostTensor load_tensor(const std::string& path, const char* what) {
     } catch (const Error& e) {
         throw Error(e.code(), std::string(what) + ": " + e.what());
     }
+    // The shape must fit the int dimensions the library takes and describe exactly the values read.
+    for (int64_t n : shape)
+        require(n >= 1 && n <= std::numeric_limits<int>::max(), TCA_ERROR_INVALID_ARGUMENT,
+                std::string(what) + ": " + path + " has a dimension of " + std::to_string(n) + " (each must be in [1, " +
+                    std::to_string(std::numeric_limits<int>::max()) + "])");
     method::HostTensor t;
     t.heads = int(shape[0]), t.tokens = int(shape[1]), t.dim = int(shape[2]);
+    require(method::HostTensor::elements(t.heads, t.tokens, t.dim) == data.size(), TCA_ERROR_IO,
+            std::string(what) + ": " + path + " holds " + std::to_string(data.size()) + " values, not the shape's " +
+                std::to_string(t.heads) + " x " + std::to_string(t.tokens) + " x " + std::to_string(t.dim));
     t.data = std::move(data);
     return t;
 }

@@ -5,6 +5,7 @@
 #include "cli/attend_report.h"
 #include "cli/cli_common.h"
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "io/atomic_file.h"
 #include "io/npy.h"
 #include "method/bound.h"
@@ -29,6 +30,8 @@ std::vector<float> rows_at(const method::HostTensor& x, int t) {
 }
 
 void run(const Opts& o) {
+    for (const auto* path : {&o.out, &o.selection, &o.stats})  // a bad output path fails before the work
+        if (!path->empty()) io::check_output_path(*path);
     const auto q = load_tensor(o.q, "--q");
     const auto k = load_tensor(o.k, "--k");
     const auto v = load_tensor(o.v, "--v");
@@ -56,7 +59,7 @@ void run(const Opts& o) {
 
     method::HostTensor out = session->prefill(slice_tokens(q, 0, P), slice_tokens(k, 0, P), slice_tokens(v, 0, P));
     out.tokens = L;
-    out.data.resize(size_t(q.heads) * L * q.dim);
+    out.data.resize(method::HostTensor::elements(q.heads, L, q.dim));
     // prefill() returned [Hq, P, d]; spread its heads out to make room for the decode rows.
     for (int h = q.heads - 1; h > 0; --h)
         std::copy_backward(out.data.begin() + size_t(h) * P * q.dim, out.data.begin() + size_t(h + 1) * P * q.dim,
@@ -104,7 +107,9 @@ void register_attend(CLI::App& app) {
     cmd->add_option("--out", o->out, "output .npy, float32 [Hq, L, d]")->required();
     cmd->add_option("--selection", o->selection, "uint8 [Hkv, L]: 1 kept by selection, 2 local window/uncompressed, 0 dropped");
     cmd->add_option("--stats", o->stats, "stats .json: cache sizes, KV bytes, error-bound slack vs dense");
-    cmd->add_option("--decode-steps", o->decode_steps, "decode the last N tokens one at a time")->capture_default_str();
+    cmd->add_option("--decode-steps", o->decode_steps, "decode the last N tokens one at a time")
+        ->capture_default_str()
+        ->check(non_negative_int());
     cmd->callback([o, cmd] {
         if (o->profile.empty() && !o->dense) throw CLI::RequiredError("--profile or --dense");
         run(*o);

@@ -3,6 +3,7 @@
 
 #include "cli/cli_common.h"
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "io/atomic_file.h"
 #include "method/calibrate.h"
 
@@ -17,14 +18,17 @@ void register_calibrate(CLI::App& app) {
     auto o = std::make_shared<Opts>();
     cmd->add_option("--q", o->q, "queries .npy [Hq, L, d]")->required();
     cmd->add_option("--k", o->k, "keys .npy [Hkv, L, d]")->required();
-    cmd->add_option("--block", o->params.block, "block size b (power of two)")->capture_default_str();
-    cmd->add_option("--window", o->params.window, "local window w (must be shorter than L)")->capture_default_str();
+    cmd->add_option("--block", o->params.block, "block size b (power of two)")->capture_default_str()->check(positive_int());
+    cmd->add_option("--window", o->params.window, "local window w (must be shorter than L)")
+        ->capture_default_str()
+        ->check(positive_int());
     cmd->add_option("--tau", o->params.tau, "retained-mass target in (0, 1]")->capture_default_str();
     cmd->add_option("--alpha", o->params.alpha, "redundancy weight in [0, 1]")->capture_default_str();
     cmd->add_option("--out", o->out, "profile .json to write")->required();
     cmd->add_option("--device", o->device, "device name (see `tca devices`); default $TCA_DEVICE, else the best");
     cmd->callback([o] {
         method::validate_params(o->params);  // bad flags fail before any file or device work
+        io::check_output_path(o->out);
         const auto q = load_tensor(o->q, "--q");
         const auto k = load_tensor(o->k, "--k");
         require(q.tokens == k.tokens && q.dim == k.dim, TCA_ERROR_SHAPE_MISMATCH,

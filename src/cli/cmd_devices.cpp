@@ -1,4 +1,6 @@
 // tca devices: every device the library can use, with what matters for choosing one.
+#include <cstdlib>
+
 #include <fmt/core.h>
 
 #include "cli/commands.h"
@@ -26,6 +28,8 @@ const char* api_name(Api a) { return a == Api::reference ? "reference" : a == Ap
 void register_devices(CLI::App& app) {
     auto* cmd = app.add_subcommand("devices", "List every device (reference, OpenCL, Vulkan) and the default choice");
     cmd->callback([] {
+        // Throws TCA_ERROR_DEVICE_NOT_FOUND for a TCA_DEVICE that names no device: reporting it as
+        // the default would send the user to a device no command can open.
         const std::string def = default_device_name();
         for (const auto& d : list_devices()) {
             fmt::print("{}{:<10} {}\n", d.name == def ? "* " : "  ", d.name, d.device);
@@ -36,7 +40,8 @@ void register_devices(CLI::App& app) {
                        d.fp16_arithmetic ? "yes" : "no", d.subgroup_size,
                        d.subgroup_ops ? " (ops)" : "");
         }
-        fmt::print("default: {}{}\n", def, std::getenv("TCA_DEVICE") ? " (from TCA_DEVICE)" : "");
+        const char* env = std::getenv("TCA_DEVICE");
+        fmt::print("default: {}{}\n", def, env && *env ? " (from TCA_DEVICE)" : "");
     });
 }
 

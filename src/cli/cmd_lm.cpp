@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "cli/lm_common.h"
 #include "core/error.h"
 #include "io/atomic_file.h"
@@ -36,6 +37,7 @@ struct LayerTotals {
 };
 
 void run(const Opts& o) {
+    if (!o.json.empty()) io::check_output_path(o.json);  // before the forward passes, not after
     const lm::Model model = lm::load_model(o.model);
     const lm::Config& c = model.cfg;
     const lm::TextWindows text = lm::read_windows(o.text, o.offset, o.context, o.windows);
@@ -53,7 +55,11 @@ void run(const Opts& o) {
     fo.compare_dense = o.compare_dense;
     fo.threads = o.threads;
     io::OutputBatch dumps;
-    if (!o.dump.empty()) std::filesystem::create_directories(o.dump);
+    if (!o.dump.empty()) {
+        std::error_code ec;
+        std::filesystem::create_directories(o.dump, ec);
+        if (ec) throw Error(TCA_ERROR_IO, "cannot create " + o.dump + ": " + ec.message());
+    }
 
     std::vector<LayerTotals> totals(size_t(c.n_layers));
     for (auto& t : totals) t.kept.assign(size_t(c.n_kv_heads), 0), t.global.assign(size_t(c.n_kv_heads), 0);
@@ -155,11 +161,15 @@ void register_lm(CLI::App& app) {
     auto o = std::make_shared<Opts>();
     cmd->add_option("--model", o->model, "model.json (weights file beside it)")->required();
     cmd->add_option("--text", o->text, "text file (bytes)")->required();
-    cmd->add_option("--offset", o->offset, "byte offset of the first window")->capture_default_str();
+    cmd->add_option("--offset", o->offset, "byte offset of the first window")
+        ->capture_default_str()
+        ->check(integer_in(0, std::numeric_limits<int64_t>::max()));
     cmd->add_option("--context", o->context, "bytes per window (positions 0..L-1; windows do not overlap)")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(positive_int());
     cmd->add_option("--windows", o->windows, "number of windows; 0 = every full window after --offset")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(non_negative_int());
     cmd->add_option("--device", o->device, "device name (see `tca devices`); default $TCA_DEVICE, else the best");
     auto* prof = cmd->add_option("--profile", o->profile, "TCA attention with this calibration profile (tca lm-calibrate)");
     auto* dense = cmd->add_flag("--dense", o->dense, "dense attention (the baseline)");
@@ -169,7 +179,9 @@ void register_lm(CLI::App& app) {
                   "also run dense attention on every layer's inputs; report the relative L1 error of the outputs");
     cmd->add_option("--json", o->json, "write the results as JSON");
     cmd->add_option("--dump", o->dump, "write the first window's Q/K/V after RoPE: DIR/layer{i}_{q,k,v}.npy, float32 [H, L, hd]");
-    cmd->add_option("--threads", o->threads, "host matmul threads (0 = one per core, at most 8)")->capture_default_str();
+    cmd->add_option("--threads", o->threads, "host matmul threads (0 = one per core, at most 8)")
+        ->capture_default_str()
+        ->check(integer_in(0, kMaxThreads));
     cmd->callback([o] {
         if (o->profile.empty() && !o->dense) throw CLI::RequiredError("--profile or --dense");
         run(*o);

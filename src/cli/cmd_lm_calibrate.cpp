@@ -4,8 +4,10 @@
 #include <fmt/core.h>
 
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "cli/lm_common.h"
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "lm/forward.h"
 #include "lm/model.h"
 #include "lm/text.h"
@@ -22,6 +24,7 @@ struct Opts {
 };
 
 void run(const Opts& o) {
+    io::check_output_path(o.out);  // before the forward pass, not after
     const lm::Model model = lm::load_model(o.model);
     const lm::Config& c = model.cfg;
     // Bad --block/--tau/--alpha fail now, not after the forward pass: a fixed-budget profile runs
@@ -68,15 +71,21 @@ void register_lm_calibrate(CLI::App& app) {
     o->params.window = 256;
     cmd->add_option("--model", o->model, "model.json (weights file beside it)")->required();
     cmd->add_option("--text", o->text, "held-in text file (bytes)")->required();
-    cmd->add_option("--offset", o->offset, "byte offset of the calibration window")->capture_default_str();
-    cmd->add_option("--context", o->context, "calibration window in bytes (L)")->capture_default_str();
-    cmd->add_option("--block", o->params.block, "block size b (power of two)")->capture_default_str();
-    cmd->add_option("--window", o->params.window, "local window w (shorter than --context)")->capture_default_str();
+    cmd->add_option("--offset", o->offset, "byte offset of the calibration window")
+        ->capture_default_str()
+        ->check(integer_in(0, std::numeric_limits<int64_t>::max()));
+    cmd->add_option("--context", o->context, "calibration window in bytes (L)")->capture_default_str()->check(positive_int());
+    cmd->add_option("--block", o->params.block, "block size b (power of two)")->capture_default_str()->check(positive_int());
+    cmd->add_option("--window", o->params.window, "local window w (shorter than --context)")
+        ->capture_default_str()
+        ->check(positive_int());
     cmd->add_option("--tau", o->params.tau, "retained-mass target in (0, 1]")->capture_default_str();
     cmd->add_option("--alpha", o->params.alpha, "redundancy weight in [0, 1]")->capture_default_str();
     cmd->add_option("--device", o->device, "device name (see `tca devices`); default $TCA_DEVICE, else the best");
     cmd->add_option("--out", o->out, "profile .json to write")->required();
-    cmd->add_option("--threads", o->threads, "host matmul threads (0 = one per core, at most 8)")->capture_default_str();
+    cmd->add_option("--threads", o->threads, "host matmul threads (0 = one per core, at most 8)")
+        ->capture_default_str()
+        ->check(integer_in(0, kMaxThreads));
     cmd->callback([o] { run(*o); });
 }
 

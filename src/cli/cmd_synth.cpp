@@ -4,6 +4,7 @@
 
 #include "cli/cli_common.h"
 #include "cli/commands.h"
+#include "cli/flags.h"
 #include "io/atomic_file.h"
 #include "method/synth.h"
 
@@ -18,11 +19,13 @@ void register_synth(CLI::App& app) {
     };
     auto o = std::make_shared<Opts>();
     cmd->add_option("--kind", o->kind, "sink, local, uniform, bipolar, retrieval, random or mix")->required();
-    cmd->add_option("--heads", o->heads, "query heads")->capture_default_str();
-    cmd->add_option("--kv-heads", o->kv_heads, "KV heads (divides --heads)")->capture_default_str();
-    cmd->add_option("--len", o->len, "tokens L")->capture_default_str();
-    cmd->add_option("--dim", o->dim, "head dimension d")->capture_default_str();
-    cmd->add_option("--seed", o->seed, "RNG seed (output is deterministic in it)")->capture_default_str();
+    cmd->add_option("--heads", o->heads, "query heads")->capture_default_str()->check(positive_int());
+    cmd->add_option("--kv-heads", o->kv_heads, "KV heads (divides --heads)")->capture_default_str()->check(positive_int());
+    cmd->add_option("--len", o->len, "tokens L")->capture_default_str()->check(positive_int());
+    cmd->add_option("--dim", o->dim, "head dimension d")->capture_default_str()->check(positive_int());
+    cmd->add_option("--seed", o->seed, "RNG seed (output is deterministic in it)")
+        ->capture_default_str()
+        ->check(integer_in(0, std::numeric_limits<uint64_t>::max()));
     cmd->add_option("--out-dir", o->out_dir, "directory for q.npy, k.npy, v.npy (created if missing)")->required();
     cmd->callback([o] {
         method::SynthSpec s;

@@ -1,25 +1,21 @@
 // tca — command-line front end. Sub-commands live in cmd_*.cpp files and register here.
 #include <CLI/CLI.hpp>
-#include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/errors.h"
 #include "core/error.h"
 
 int main(int argc, char** argv) {
     CLI::App app{"tca: portable TCA-Attention (training-free context-adaptive sparse attention)"};
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string(TCA_VERSION_STRING));
-    tca::cli::register_all(app);
     try {
+        tca::cli::register_all(app);
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        return app.exit(e);
-    } catch (const tca::Error& e) {
-        std::fprintf(stderr, "tca: error (%s): %s\n", tca_status_name(e.code()), e.what());
-        return 1;
-    } catch (const std::exception& e) {
-        std::fprintf(stderr, "tca: error: %s\n", e.what());
-        return 1;
+        return app.exit(e);  // usage errors and --help: CLI11's own messages
+    } catch (...) {
+        return tca::cli::report_current_exception();
     }
     return 0;
 }

@@ -283,6 +283,9 @@ void validate(const ColsumArgs& a);
 void validate(const CopyArgs& a);
 void validate(const GemmArgs& a);
 
-inline int n_blocks_of(int n_global, int block) { return n_global <= 0 ? 0 : (n_global + block - 1) / block; }
+// In 64 bits: n_global + block - 1 overflows int for n_global near INT_MAX.
+inline int n_blocks_of(int n_global, int block) {
+    return n_global <= 0 ? 0 : int((int64_t(n_global) + block - 1) / block);
+}
 
 }  // namespace tca

@@ -53,8 +53,29 @@ const std::vector<DeviceInfo>& list_devices() {
     return all;
 }
 
+namespace {
+
+bool is_listed(const std::string& name) {
+    const auto& all = list_devices();
+    return std::any_of(all.begin(), all.end(), [&](const DeviceInfo& d) { return d.name == name; });
+}
+
+std::string listed_names() {
+    std::string names;
+    for (const auto& d : list_devices()) names += (names.empty() ? "" : ", ") + d.name;
+    return names;
+}
+
+}  // namespace
+
 std::string default_device_name() {
-    if (const char* env = std::getenv("TCA_DEVICE"); env && *env) return env;
+    if (const char* env = std::getenv("TCA_DEVICE"); env && *env) {
+        // An unknown name is an error here, not later: `tca devices` and tca_default_device_name
+        // must not report a default that no context can be created on.
+        require(is_listed(env), TCA_ERROR_DEVICE_NOT_FOUND,
+                std::string("TCA_DEVICE='") + env + "' names no device (available: " + listed_names() + ")");
+        return env;
+    }
     const auto& all = list_devices();
     // stable: among equals, the listing order (opencl before vulkan, lower index first) wins
     const auto best = std::min_element(all.begin(), all.end(), [](const DeviceInfo& a, const DeviceInfo& b) {
@@ -65,13 +86,7 @@ std::string default_device_name() {
 
 std::unique_ptr<Device> open_device(const std::string& requested) {
     const std::string name = requested.empty() ? default_device_name() : requested;
-    const auto& all = list_devices();
-    const bool known = std::any_of(all.begin(), all.end(), [&](const DeviceInfo& d) { return d.name == name; });
-    if (!known) {
-        std::string names;
-        for (const auto& d : all) names += (names.empty() ? "" : ", ") + d.name;
-        throw Error(TCA_ERROR_DEVICE_NOT_FOUND, "no device named '" + name + "' (available: " + names + ")");
-    }
+    require(is_listed(name), TCA_ERROR_DEVICE_NOT_FOUND, "no device named '" + name + "' (available: " + listed_names() + ")");
     if (name == "cpu") return make_cpu_device();
     if (int i = index_suffix(name, "opencl:"); i >= 0) return make_opencl_device(i, BackendOptions::from_environment());
     if (int i = index_suffix(name, "vulkan:"); i >= 0) return make_vulkan_device(i, BackendOptions::from_environment());

@@ -1,6 +1,7 @@
 // Argument validation shared by every backend: the same bad call fails the same way everywhere.
 #include <sstream>
 
+#include "core/checked.h"
 #include "device/device.h"
 
 namespace tca {
@@ -21,7 +22,7 @@ void check_tensor(const Tensor& t, const char* what) {
             std::string(what) + ": strides overlap rows");
     require(t.data.offset % dtype_size(t.dtype) == 0, TCA_ERROR_INVALID_ARGUMENT,
             std::string(what) + ": offset not aligned to the element size");
-    require(t.data.offset + t.span_bytes() <= t.data.buf->size, TCA_ERROR_SHAPE_MISMATCH,
+    require(range_fits(t.data.offset, t.span_bytes(), t.data.buf->size), TCA_ERROR_SHAPE_MISMATCH,
             std::string(what) + ": " + shape_str(t) + " runs past the end of its buffer");
 }
 
@@ -38,7 +39,7 @@ void check_gqa(int hq, int hkv) {
 void check_view(const BufView& b, size_t bytes, const char* what) {
     require(static_cast<bool>(b), TCA_ERROR_INVALID_ARGUMENT, std::string(what) + ": no buffer");
     require(b.offset % 4 == 0, TCA_ERROR_INVALID_ARGUMENT, std::string(what) + ": offset not 4-byte aligned");
-    require(b.offset + bytes <= b.buf->size, TCA_ERROR_SHAPE_MISMATCH,
+    require(range_fits(b.offset, bytes, b.buf->size), TCA_ERROR_SHAPE_MISMATCH,
             std::string(what) + ": needs " + std::to_string(bytes) + " bytes past offset, buffer too small");
 }
 
@@ -62,9 +63,19 @@ void check_q_kv(const Tensor& q, const Tensor& k) {
 
 size_t Tensor::span_bytes() const {
     if (heads <= 0 || tokens <= 0 || dim <= 0) return 0;
-    const int64_t last = int64_t(heads - 1) * head_stride + int64_t(tokens - 1) * token_stride + dim;
-    return static_cast<size_t>(last) * dtype_size(dtype);
+    // Checked: a shape like [2^30, 2^30, 16] wraps to a span of 0 bytes and would pass every bounds check.
+    const char* what = "tensor span";
+    const int64_t last = checked_add_i64(checked_add_i64(checked_mul_i64(heads - 1, head_stride, what),
+                                                         checked_mul_i64(tokens - 1, token_stride, what), what),
+                                         dim, what);
+    require(last >= 0, TCA_ERROR_INVALID_ARGUMENT, "tensor span: negative strides");
+    return checked_mul(size_t(last), dtype_size(dtype), what);
 }
+
+namespace {
+// Bytes of `rows` rows of `stride` 4-byte elements (int32 / float32 arrays of the ops).
+size_t words(int64_t rows, int64_t stride, const char* what) { return checked_product({rows, stride, 4}, what); }
+}  // namespace
 
 void validate(const PrefillArgs& a) {
     check_kv_pair(a.k, a.v, "k", "v");
@@ -79,8 +90,8 @@ void validate(const PrefillArgs& a) {
     if (a.sparse()) {
         require(a.window >= 1, TCA_ERROR_INVALID_ARGUMENT, "sparse prefill needs window >= 1");
         require(a.kept_stride >= 1, TCA_ERROR_INVALID_ARGUMENT, "kept_stride must be >= 1");
-        check_view(a.kept_idx, size_t(a.k.heads) * a.kept_stride * 4, "kept_idx");
-        check_view(a.kept_count, size_t(a.k.heads) * 4, "kept_count");
+        check_view(a.kept_idx, words(a.k.heads, a.kept_stride, "kept_idx"), "kept_idx");
+        check_view(a.kept_count, words(a.k.heads, 1, "kept_count"), "kept_count");
     }
 }
 
@@ -97,13 +108,13 @@ void validate(const DecodeArgs& a) {
         check_kv_pair(a.k2, a.v2, "k2", "v2");
         require(a.k2.heads == a.k1.heads && a.k2.dim == a.k1.dim && a.k2.dtype == a.k1.dtype,
                 TCA_ERROR_SHAPE_MISMATCH, "segment 2 does not match segment 1");
-        check_view(a.n2, size_t(a.k1.heads) * 4, "n2");
+        check_view(a.n2, words(a.k1.heads, 1, "n2"), "n2");
     } else {
         require(a.n1 >= 1, TCA_ERROR_SHAPE_MISMATCH, "decode needs at least one key");
     }
     if (a.probs) {
         require(a.probs_n >= 1 && a.probs_n <= a.n1, TCA_ERROR_SHAPE_MISMATCH, "probs_n outside segment 1");
-        check_view(a.probs, size_t(a.k1.heads) * a.probs_n * 4, "probs");
+        check_view(a.probs, words(a.k1.heads, a.probs_n, "probs"), "probs");
     }
 }
 
@@ -113,21 +124,21 @@ void validate(const ScoreArgs& a) {
     require(a.q_row >= 0 && a.q_row < a.q.tokens, TCA_ERROR_SHAPE_MISMATCH, "q_row outside q");
     require(a.n_keys >= 1 && a.n_keys <= a.k.tokens, TCA_ERROR_SHAPE_MISMATCH, "n_keys outside k");
     require(a.s_stride >= a.n_keys, TCA_ERROR_INVALID_ARGUMENT, "s_stride < n_keys");
-    check_view(a.s, size_t(a.k.heads) * a.s_stride * 4, "s");
+    check_view(a.s, words(a.k.heads, a.s_stride, "s"), "s");
 }
 
 void validate(const MetricArgs& a) {
     require(a.heads >= 1 && a.n_global >= 1 && a.s_stride >= a.n_global, TCA_ERROR_INVALID_ARGUMENT,
             "metric: bad heads / n_global / s_stride");
     require(a.block >= 1, TCA_ERROR_INVALID_ARGUMENT, "block must be >= 1");
-    check_view(a.s, size_t(a.heads) * a.s_stride * 4, "s");
-    check_view(a.h, size_t(a.heads) * n_blocks_of(a.n_global, a.block) * 4, "h");
+    check_view(a.s, words(a.heads, a.s_stride, "s"), "s");
+    check_view(a.h, words(a.heads, n_blocks_of(a.n_global, a.block), "h"), "h");
 }
 
 void validate(const RankArgs& a) {
     require(a.heads >= 1 && a.n_blocks >= 1, TCA_ERROR_INVALID_ARGUMENT, "rank: bad heads / n_blocks");
-    check_view(a.h, size_t(a.heads) * a.n_blocks * 4, "h");
-    check_view(a.order, size_t(a.heads) * a.n_blocks * 4, "order");
+    check_view(a.h, words(a.heads, a.n_blocks, "h"), "h");
+    check_view(a.order, words(a.heads, a.n_blocks, "order"), "order");
 }
 
 void validate(const SelectArgs& a) {
@@ -135,11 +146,11 @@ void validate(const SelectArgs& a) {
             "select: bad heads / n_global / s_stride / block");
     require(a.idx_stride >= 1, TCA_ERROR_INVALID_ARGUMENT, "select: idx_stride must be >= 1");
     const size_t nb = n_blocks_of(a.n_global, a.block);
-    check_view(a.s, size_t(a.heads) * a.s_stride * 4, "s");
-    check_view(a.order, size_t(a.heads) * nb * 4, "order");
-    check_view(a.budget, size_t(a.heads) * nb * 4, "budget");
-    check_view(a.idx, size_t(a.heads) * a.idx_stride * 4, "idx");
-    check_view(a.count, size_t(a.heads) * 4, "count");
+    check_view(a.s, words(a.heads, a.s_stride, "s"), "s");
+    check_view(a.order, words(a.heads, nb, "order"), "order");
+    check_view(a.budget, words(a.heads, nb, "budget"), "budget");
+    check_view(a.idx, words(a.heads, a.idx_stride, "idx"), "idx");
+    check_view(a.count, words(a.heads, 1, "count"), "count");
 }
 
 void validate(const GatherArgs& a) {
@@ -148,13 +159,13 @@ void validate(const GatherArgs& a) {
     require(a.src_k.heads == a.dst_k.heads && a.src_k.dim == a.dst_k.dim && a.src_k.dtype == a.dst_k.dtype,
             TCA_ERROR_SHAPE_MISMATCH, "gather: source and destination differ in heads, dim or dtype");
     require(a.src_row0 >= 0, TCA_ERROR_INVALID_ARGUMENT, "gather: src_row0 < 0");
-    if (a.idx) check_view(a.idx, size_t(a.src_k.heads) * a.idx_stride * 4, "idx");
-    if (a.count) check_view(a.count, size_t(a.src_k.heads) * 4, "count");
+    if (a.idx) check_view(a.idx, words(a.src_k.heads, a.idx_stride, "idx"), "idx");
+    if (a.count) check_view(a.count, words(a.src_k.heads, 1, "count"), "count");
     else require(a.uniform_count >= 0 && a.uniform_count <= a.dst_k.tokens, TCA_ERROR_SHAPE_MISMATCH,
                  "gather: uniform_count outside destination");
-    if (a.dst_off) check_view(a.dst_off, size_t(a.src_k.heads) * 4, "dst_off");
-    if (a.dst_len) check_view(a.dst_len, size_t(a.src_k.heads) * 4, "dst_len");
-    if (a.pos_out) check_view(a.pos_out, size_t(a.src_k.heads) * a.pos_stride * 4, "pos_out");
+    if (a.dst_off) check_view(a.dst_off, words(a.src_k.heads, 1, "dst_off"), "dst_off");
+    if (a.dst_len) check_view(a.dst_len, words(a.src_k.heads, 1, "dst_len"), "dst_len");
+    if (a.pos_out) check_view(a.pos_out, words(a.src_k.heads, a.pos_stride, "pos_out"), "pos_out");
 }
 
 void validate(const ColsumArgs& a) {
@@ -162,7 +173,7 @@ void validate(const ColsumArgs& a) {
     check_q_kv(a.q, a.k);
     require(a.q.tokens == a.k.tokens, TCA_ERROR_SHAPE_MISMATCH, "colsum needs as many queries as keys");
     require(a.c_stride >= a.k.tokens, TCA_ERROR_INVALID_ARGUMENT, "c_stride < L");
-    check_view(a.c, size_t(a.k.heads) * a.c_stride * 4, "c");
+    check_view(a.c, words(a.k.heads, a.c_stride, "c"), "c");
 }
 
 void validate(const CopyArgs& a) {
@@ -171,8 +182,9 @@ void validate(const CopyArgs& a) {
     for (const BufView* v : {&a.src, &a.dst}) {
         require(static_cast<bool>(*v), TCA_ERROR_INVALID_ARGUMENT, "copy: no buffer");
         require(v->offset % 16 == 0, TCA_ERROR_INVALID_ARGUMENT, "copy: offset not 16-byte aligned");
-        require(v->offset + a.bytes <= v->buf->size, TCA_ERROR_SHAPE_MISMATCH, "copy: range runs past its buffer");
+        require(range_fits(v->offset, a.bytes, v->buf->size), TCA_ERROR_SHAPE_MISMATCH, "copy: range runs past its buffer");
     }
+    // Both ranges fit their buffers (checked above), so these sums cannot wrap.
     require(a.src.buf != a.dst.buf || a.src.offset + a.bytes <= a.dst.offset || a.dst.offset + a.bytes <= a.src.offset,
             TCA_ERROR_INVALID_ARGUMENT, "copy: source and destination overlap");
 }
@@ -184,14 +196,16 @@ void validate(const GemmArgs& a) {
     const size_t es = dtype_size(a.dtype);
     const struct {
         const BufView* v;
-        size_t elems;
+        size_t bytes;
         const char* what;
-    } mats[] = {{&a.a, size_t(a.m) * a.k, "a"}, {&a.b, size_t(a.k) * a.n, "b"}, {&a.c, size_t(a.m) * a.n, "c"}};
+    } mats[] = {{&a.a, checked_product({a.m, a.k, int64_t(es)}, "gemm: a"), "a"},
+                {&a.b, checked_product({a.k, a.n, int64_t(es)}, "gemm: b"), "b"},
+                {&a.c, checked_product({a.m, a.n, int64_t(es)}, "gemm: c"), "c"}};
     for (const auto& x : mats) {
         require(static_cast<bool>(*x.v), TCA_ERROR_INVALID_ARGUMENT, std::string("gemm: ") + x.what + ": no buffer");
         require(x.v->offset % es == 0, TCA_ERROR_INVALID_ARGUMENT,
                 std::string("gemm: ") + x.what + ": offset not aligned to the element size");
-        require(x.v->offset + x.elems * es <= x.v->buf->size, TCA_ERROR_SHAPE_MISMATCH,
+        require(range_fits(x.v->offset, x.bytes, x.v->buf->size), TCA_ERROR_SHAPE_MISMATCH,
                 std::string("gemm: ") + x.what + " runs past the end of its buffer");
     }
     require(a.c.buf != a.a.buf && a.c.buf != a.b.buf, TCA_ERROR_INVALID_ARGUMENT,

@@ -1,9 +1,12 @@
 #include "io/atomic_file.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <random>
 
 #include "core/error.h"
@@ -12,28 +15,75 @@ namespace tca::io {
 
 namespace {
 
-std::string temp_name_for(const std::string& path) {
+std::string sys_error() { return std::strerror(errno); }
+
+std::string sibling_name(const std::string& path, const char* kind) {
     // A random suffix so concurrent writers of the same target never share a temp file.
     std::random_device rd;
-    char suffix[32];
-    std::snprintf(suffix, sizeof suffix, ".tmp-%08x", rd());
+    char suffix[40];
+    std::snprintf(suffix, sizeof suffix, ".%s-%08x%08x", kind, rd(), rd());
     return path + suffix;
 }
 
-std::string sys_error() { return std::strerror(errno); }
+const char* kind_of(mode_t m) {
+    if (S_ISLNK(m)) return "a symbolic link";
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISCHR(m) || S_ISBLK(m)) return "a device node";
+    if (S_ISFIFO(m)) return "a fifo";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a regular file";
+}
 
-void write_temp(const std::string& tmp, const std::string& path, const void* data, size_t bytes) {
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    if (!f) throw Error(TCA_ERROR_IO, "cannot write " + path + ": " + sys_error());
-    const bool ok = std::fwrite(data, 1, bytes, f) == bytes;
-    const bool closed = std::fclose(f) == 0;
+// Whether a regular file is at `path` now (false: nothing is). Anything else there -- a symbolic
+// link (not followed: lstat), a device, a fifo, a directory -- is an error, and stays untouched.
+bool existing_regular_file(const std::string& path) {
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT) return false;
+        throw Error(TCA_ERROR_IO, "cannot write " + path + ": " + sys_error());
+    }
+    if (S_ISREG(st.st_mode)) return true;
+    throw Error(TCA_ERROR_IO, "cannot write " + path + ": it is " + kind_of(st.st_mode) +
+                                  "; output goes to regular files only (give the path of a file to create or replace)");
+}
+
+// Writes a new file (O_EXCL: never through a link someone placed at the name). `mode` as for open().
+void write_new(const std::string& file, const std::string& shown, const void* data, size_t bytes, mode_t mode) {
+    const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0) throw Error(TCA_ERROR_IO, "cannot write " + shown + ": " + sys_error());
+    const char* p = static_cast<const char*>(data);
+    size_t left = bytes;
+    bool ok = true;
+    while (ok && left > 0) {
+        const ssize_t n = ::write(fd, p, left);
+        if (n < 0 && errno == EINTR) continue;
+        ok = n > 0;
+        if (ok) p += n, left -= size_t(n);
+    }
+    const std::string err = ok ? "" : sys_error();
+    const bool closed = ::close(fd) == 0;
     if (!ok || !closed) {
-        std::remove(tmp.c_str());
-        throw Error(TCA_ERROR_IO, "writing " + path + " failed: " + sys_error());
+        const std::string why = ok ? sys_error() : err;
+        ::unlink(file.c_str());
+        throw Error(TCA_ERROR_IO, "writing " + shown + " failed: " + why);
     }
 }
 
+// A second name for the file at `path`, so commit() can put it back. A hard link keeps the very
+// same file (content, mode, owner); where the file system has none, a copy with the same mode.
+std::string keep_previous(const std::string& path) {
+    const std::string backup = sibling_name(path, "prev");
+    if (::link(path.c_str(), backup.c_str()) == 0) return backup;
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0) throw Error(TCA_ERROR_IO, "cannot keep a copy of " + path + ": " + sys_error());
+    const auto bytes = read_file(path);
+    write_new(backup, path + " (its previous content)", bytes.data(), bytes.size(), st.st_mode & 07777);
+    return backup;
+}
+
 }  // namespace
+
+void check_output_path(const std::string& path) { existing_regular_file(path); }
 
 void write_file_atomic(const std::string& path, const void* data, size_t bytes) {
     OutputBatch b;
@@ -42,32 +92,75 @@ void write_file_atomic(const std::string& path, const void* data, size_t bytes) 
 }
 
 std::vector<unsigned char> read_file(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw Error(TCA_ERROR_IO, "cannot open " + path + ": " + sys_error());
-    std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    if (f.bad()) throw Error(TCA_ERROR_IO, "reading " + path + " failed");
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw Error(TCA_ERROR_IO, "cannot open " + path + ": " + sys_error());
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) throw Error(TCA_ERROR_IO, "cannot open " + path + ": " + sys_error());
+    // A directory opens fine and then reads as an error; a device or fifo may never end.
+    if (!S_ISREG(st.st_mode))
+        throw Error(TCA_ERROR_IO, "cannot read " + path + ": it is " + kind_of(st.st_mode) + ", not a regular file");
+    std::vector<unsigned char> bytes;
+    bytes.reserve(size_t(st.st_size));
+    unsigned char buf[1 << 16];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw Error(TCA_ERROR_IO, "reading " + path + " failed: " + sys_error());
+        if (n == 0) break;
+        bytes.insert(bytes.end(), buf, buf + n);
+    }
     return bytes;
 }
 
 OutputBatch::~OutputBatch() {
-    for (const auto& s : staged_) std::remove(s.tmp.c_str());
+    for (const auto& s : staged_) ::unlink(s.tmp.c_str());
 }
 
 void OutputBatch::stage(const std::string& path, const void* data, size_t bytes) {
-    const std::string tmp = temp_name_for(path);
-    write_temp(tmp, path, data, bytes);
+    existing_regular_file(path);  // throws for a link, device, fifo or directory: nothing is written
+    const std::string tmp = sibling_name(path, "tmp");
+    write_new(tmp, path, data, bytes, 0666);
     staged_.push_back({tmp, path});
 }
 
 void OutputBatch::commit() {
-    for (size_t i = 0; i < staged_.size(); ++i) {
-        if (std::rename(staged_[i].tmp.c_str(), staged_[i].path.c_str()) != 0) {
-            const std::string msg = "cannot create " + staged_[i].path + ": " + sys_error();
-            // Already-renamed outputs of this batch are removed too: all or nothing.
-            for (size_t j = 0; j < i; ++j) std::remove(staged_[j].path.c_str());
-            throw Error(TCA_ERROR_IO, msg);
-        }
+    const size_t n = staged_.size();
+    // Checked again: the target may have changed since stage(). Then every target that already
+    // exists, except the last one renamed (whose own failed rename leaves it as it was), gets a
+    // second name before anything is replaced.
+    std::vector<std::string> previous(n);
+    const auto drop_previous = [&] {
+        for (const auto& p : previous)
+            if (!p.empty()) ::unlink(p.c_str());
+    };
+    try {
+        for (size_t i = 0; i < n; ++i)
+            if (existing_regular_file(staged_[i].path) && i + 1 < n) previous[i] = keep_previous(staged_[i].path);
+    } catch (...) {
+        drop_previous();
+        throw;
     }
+    for (size_t i = 0; i < n; ++i) {
+        if (std::rename(staged_[i].tmp.c_str(), staged_[i].path.c_str()) == 0) continue;
+        std::string msg = "cannot create " + staged_[i].path + ": " + sys_error();
+        // All or nothing: the outputs renamed so far are undone, the earlier files put back.
+        for (size_t j = 0; j < i; ++j) {
+            const bool undone = previous[j].empty() ? ::unlink(staged_[j].path.c_str()) == 0
+                                                    : std::rename(previous[j].c_str(), staged_[j].path.c_str()) == 0;
+            if (!undone)
+                msg += "; and " + staged_[j].path + " could not be restored (" + sys_error() +
+                       (previous[j].empty() ? ")" : "; its previous content is in " + previous[j] + ")");
+        }
+        for (size_t j = i; j < n; ++j)
+            if (!previous[j].empty()) ::unlink(previous[j].c_str());
+        staged_.erase(staged_.begin(), staged_.begin() + long(i));  // renamed: no temp file left to remove
+        throw Error(TCA_ERROR_IO, msg);
+    }
+    drop_previous();
     staged_.clear();
 }
 

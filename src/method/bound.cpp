@@ -5,6 +5,7 @@
 #include <cmath>
 #include <thread>
 
+#include "core/checked.h"
 #include "core/error.h"
 
 namespace tca::method {
@@ -69,8 +70,8 @@ std::vector<QueryBound> error_bound(const HostTensor& q, const HostTensor& k, co
             vmax[h][j] = m = std::max(m, n1);
         }
     }
-    std::vector<QueryBound> out(size_t(q.heads) * T);
-    parallel_for(q.heads * T, [&](int item) {
+    std::vector<QueryBound> out(checked_product({q.heads, T}, "error-bound rows"));
+    parallel_for(checked_narrow<int>(out.size(), "error-bound rows"), [&](int item) {
         const int hq = item / T, i = item % T, hk = hq / group;
         thread_local std::vector<double> p, od;
         thread_local std::vector<uint8_t> mask;
@@ -126,7 +127,7 @@ HostTensor dense_reference(const HostTensor& q, const HostTensor& k, const HostT
     const int T = q.tokens, d = q.dim, group = q.heads / k.heads;
     const double scale = key_scale(d);
     HostTensor o(q.heads, T, d);
-    parallel_for(q.heads * T, [&](int item) {
+    parallel_for(checked_narrow<int>(checked_product({q.heads, T}, "reference rows"), "reference rows"), [&](int item) {
         const int hq = item / T, i = item % T, hk = hq / group;
         thread_local std::vector<double> p, od;
         probabilities(q, k, hq, hk, i, scale, p);

@@ -1,3 +1,4 @@
+#include "core/checked.h"
 #include "method/calibrate.h"
 
 #include "method/device_util.h"
@@ -33,11 +34,12 @@ namespace {
 
 std::vector<std::vector<float>> colsum_on_device(Device& dev, const Tensor& q, const Tensor& k) {
     const int L = k.tokens;
-    BufView c = alloc_zeros(dev, size_t(k.heads) * L);
+    const size_t n = checked_product({k.heads, L}, "received-attention elements");
+    BufView c = alloc_zeros(dev, n);
     ColsumArgs ca;
     ca.q = q, ca.k = k, ca.c = c, ca.c_stride = L;
     dev.colsum(ca);
-    const auto flat = read_floats(dev, c, size_t(k.heads) * L);
+    const auto flat = read_floats(dev, c, n);
     std::vector<std::vector<float>> out;
     for (int h = 0; h < k.heads; ++h) out.emplace_back(flat.begin() + size_t(h) * L, flat.begin() + size_t(h + 1) * L);
     return out;
@@ -69,7 +71,7 @@ std::vector<HeadCalibration> calibrate_layer(Device& dev, const TcaParams& param
         // The same candidate for every head in one select call: the op is per head anyway.
         select_tokens(dev, r, head_budgets(K, std::vector<std::vector<double>>(H, cand.p), r.n_blocks), sel);
         const auto counts = read_ints(dev, sel.count, H);
-        const auto idx = read_ints(dev, sel.idx, size_t(H) * sel.idx_stride);
+        const auto idx = read_ints(dev, sel.idx, checked_product({H, sel.idx_stride}, "kept index elements"));
         for (int h = 0; h < H; ++h) {
             const std::vector<int> kept(idx.begin() + size_t(h) * sel.idx_stride,
                                         idx.begin() + size_t(h) * sel.idx_stride + counts[h]);

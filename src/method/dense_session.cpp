@@ -1,4 +1,5 @@
 // The dense baseline: the whole sequence stays in one K/V buffer; decode attends to all of it.
+#include "core/checked.h"
 #include "method/device_util.h"
 #include "method/session.h"
 
@@ -12,7 +13,7 @@ public:
         require(capacity >= 1, TCA_ERROR_INVALID_ARGUMENT, "session capacity must be >= 1");
         k_ = alloc_tensor(dev, s.kv_heads, capacity, s.dim, dt);
         v_ = alloc_tensor(dev, s.kv_heads, capacity, s.dim, dt);
-        acc_.bytes_per_token = 2 * int64_t(s.dim) * dtype_size(dt);
+        acc_.bytes_per_token = int64_t(checked_product({2, s.dim, int64_t(dtype_size(dt))}, "K/V bytes per token"));
         acc_.global.assign(s.kv_heads, 0);
     }
 

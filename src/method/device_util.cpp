@@ -2,32 +2,50 @@
 
 #include <algorithm>
 
+#include "core/checked.h"
 #include "core/half.h"
 
 namespace tca::method {
 
+namespace {
+
+// Byte offset of element (head, token, 0) of t in its buffer, checked (strides are caller-given).
+size_t byte_offset(const Tensor& t, int head, int token) {
+    const char* what = "tensor row offset";
+    const int64_t e = checked_add_i64(checked_mul_i64(head, t.head_stride, what), checked_mul_i64(token, t.token_stride, what), what);
+    require(e >= 0, TCA_ERROR_INVALID_ARGUMENT, "tensor row offset: negative");
+    return checked_add(t.data.offset, checked_mul(size_t(e), dtype_size(t.dtype), what), what);
+}
+
+size_t word_bytes(size_t n, const char* what) { return checked_mul(n, 4, what); }
+
+}  // namespace
+
 BufView alloc_ints(Device& dev, const std::vector<int32_t>& values) {
-    BufView v{dev.alloc(std::max<size_t>(values.size(), 1) * 4), 0};
-    if (!values.empty()) dev.write(v, values.data(), values.size() * 4);
+    const size_t bytes = word_bytes(std::max<size_t>(values.size(), 1), "int32 array bytes");
+    BufView v{dev.alloc(bytes), 0};
+    if (!values.empty()) dev.write(v, values.data(), values.size() * 4);  // <= bytes
     return v;
 }
 
 BufView alloc_zeros(Device& dev, size_t n) {
-    const size_t bytes = std::max<size_t>(n, 1) * 4;
+    const size_t bytes = word_bytes(std::max<size_t>(n, 1), "zeroed array bytes");
     BufView v{dev.alloc(bytes), 0};
     dev.fill_zero(v, bytes);
     return v;
 }
 
 std::vector<int32_t> read_ints(Device& dev, const BufView& v, size_t n) {
+    const size_t bytes = word_bytes(n, "int32 read-back bytes");
     std::vector<int32_t> out(n);
-    if (n) dev.read(v, out.data(), n * 4);
+    if (n) dev.read(v, out.data(), bytes);
     return out;
 }
 
 std::vector<float> read_floats(Device& dev, const BufView& v, size_t n) {
+    const size_t bytes = word_bytes(n, "float32 read-back bytes");
     std::vector<float> out(n);
-    if (n) dev.read(v, out.data(), n * 4);
+    if (n) dev.read(v, out.data(), bytes);
     return out;
 }
 
@@ -36,13 +54,16 @@ void write_ints(Device& dev, const BufView& v, const std::vector<int32_t>& value
 }
 
 Tensor alloc_tensor(Device& dev, int heads, int tokens, int dim, DType dtype) {
-    const size_t bytes = size_t(heads) * tokens * dim * dtype_size(dtype);
+    const size_t bytes = checked_product({heads, tokens, dim, int64_t(dtype_size(dtype))}, "device tensor bytes");
     BufView v{dev.alloc(bytes), 0};
     dev.fill_zero(v, bytes);
     return Tensor::contiguous(v, dtype, heads, tokens, dim);
 }
 
 Tensor upload_tensor(Device& dev, const HostTensor& x, DType dtype) {
+    require(x.data.size() == HostTensor::elements(x.heads, x.tokens, x.dim), TCA_ERROR_SHAPE_MISMATCH,
+            "host tensor [" + std::to_string(x.heads) + ", " + std::to_string(x.tokens) + ", " + std::to_string(x.dim) +
+                "] holds " + std::to_string(x.data.size()) + " values");
     Tensor t = alloc_tensor(dev, x.heads, x.tokens, x.dim, dtype);
     if (dtype == DType::f32) {
         dev.write(t.data, x.data.data(), x.data.size() * 4);
@@ -63,8 +84,7 @@ HostTensor download_tensor(Device& dev, const Tensor& t) {
 }
 
 void write_row(Device& dev, const Tensor& t, int head, int token, const float* values) {
-    const size_t off = t.data.offset + (size_t(head) * t.head_stride + size_t(token) * t.token_stride) * dtype_size(t.dtype);
-    BufView dst{t.data.buf, off};
+    BufView dst{t.data.buf, byte_offset(t, head, token)};
     if (t.dtype == DType::f32) {
         dev.write(dst, values, size_t(t.dim) * 4);
     } else {
@@ -75,18 +95,16 @@ void write_row(Device& dev, const Tensor& t, int head, int token, const float* v
 }
 
 std::vector<uint8_t> read_rows(Device& dev, const Tensor& t, int head, int row0, int n) {
-    const size_t es = dtype_size(t.dtype), row_bytes = size_t(t.dim) * es;
-    std::vector<uint8_t> out(size_t(n) * row_bytes);
-    for (int r = 0; r < n; ++r) {  // rows may be strided: one read per row (test/report path only)
-        const size_t off = t.data.offset + (size_t(head) * t.head_stride + size_t(row0 + r) * t.token_stride) * es;
-        dev.read(BufView{t.data.buf, off}, out.data() + r * row_bytes, row_bytes);
-    }
+    const size_t row_bytes = checked_product({t.dim, int64_t(dtype_size(t.dtype))}, "row bytes");
+    std::vector<uint8_t> out(checked_product({n, int64_t(row_bytes)}, "rows read-back bytes"));
+    for (int r = 0; r < n; ++r)  // rows may be strided: one read per row (test/report path only)
+        dev.read(BufView{t.data.buf, byte_offset(t, head, row0 + r)}, out.data() + size_t(r) * row_bytes, row_bytes);
     return out;
 }
 
 Tensor row_view(const Tensor& t, int token) {
     Tensor r = t;
-    r.data.offset += size_t(token) * t.token_stride * dtype_size(t.dtype);
+    r.data.offset = byte_offset(t, 0, token);
     r.tokens = 1;
     return r;
 }

@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <vector>
 
+#include "core/checked.h"
+
 namespace tca::method {
 
 struct HostTensor {
@@ -12,7 +14,10 @@ struct HostTensor {
     std::vector<float> data;
 
     HostTensor() = default;
-    HostTensor(int h, int t, int d) : heads(h), tokens(t), dim(d), data(size_t(h) * t * d, 0.f) {}
+    HostTensor(int h, int t, int d) : heads(h), tokens(t), dim(d), data(elements(h, t, d), 0.f) {}
+
+    // heads * tokens * dim, checked (a wrapped count would make row() write past data).
+    static size_t elements(int h, int t, int d) { return checked_product({h, t, d}, "host tensor elements"); }
 
     float* row(int h, int t) { return data.data() + (size_t(h) * tokens + t) * dim; }
     const float* row(int h, int t) const { return data.data() + (size_t(h) * tokens + t) * dim; }

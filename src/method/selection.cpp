@@ -1,3 +1,4 @@
+#include "core/checked.h"
 #include "method/selection.h"
 
 #include "method/budget.h"
@@ -14,17 +15,17 @@ BlockRanking rank_blocks(Device& dev, const Tensor& q, const Tensor& k, int n_gl
     r.block = block;
     r.n_blocks = n_blocks_of(n_global, block);
     r.s_stride = L;
-    r.s = alloc_zeros(dev, size_t(k.heads) * L);
+    r.s = alloc_zeros(dev, checked_product({k.heads, L}, "score elements"));
     ScoreArgs sa;
     sa.q = q, sa.q_row = q.tokens - 1, sa.k = k, sa.n_keys = L, sa.s = r.s, sa.s_stride = L;
     dev.score(sa);
 
-    BufView h = alloc_zeros(dev, size_t(k.heads) * r.n_blocks);
+    BufView h = alloc_zeros(dev, checked_product({k.heads, r.n_blocks}, "block metric elements"));
     MetricArgs ma;
     ma.s = r.s, ma.heads = k.heads, ma.s_stride = L, ma.n_global = n_global, ma.block = block, ma.alpha = alpha, ma.h = h;
     dev.metric(ma);
 
-    r.order = alloc_zeros(dev, size_t(k.heads) * r.n_blocks);
+    r.order = alloc_zeros(dev, checked_product({k.heads, r.n_blocks}, "block order elements"));
     RankArgs ra;
     ra.h = h, ra.heads = k.heads, ra.n_blocks = r.n_blocks, ra.order = r.order;
     dev.rank(ra);
@@ -34,15 +35,15 @@ BlockRanking rank_blocks(Device& dev, const Tensor& q, const Tensor& k, int n_gl
 void select_tokens(Device& dev, const BlockRanking& r, const std::vector<std::vector<int>>& budgets, Selection& out) {
     require(int(budgets.size()) == r.heads, TCA_ERROR_INTERNAL, "select_tokens: one budget vector per head");
     std::vector<int32_t> flat;
-    flat.reserve(size_t(r.heads) * r.n_blocks);
+    flat.reserve(checked_product({r.heads, r.n_blocks}, "budget elements"));
     for (const auto& b : budgets) {
         require(int(b.size()) == r.n_blocks, TCA_ERROR_INTERNAL, "select_tokens: budget vector length");
         flat.insert(flat.end(), b.begin(), b.end());
     }
     if (!out.idx) {
         out.idx_stride = r.n_global;
-        out.idx = alloc_zeros(dev, size_t(r.heads) * r.n_global);
-        out.count = alloc_zeros(dev, size_t(r.heads));
+        out.idx = alloc_zeros(dev, checked_product({r.heads, r.n_global}, "kept index elements"));
+        out.count = alloc_zeros(dev, checked_product({r.heads}, "kept count elements"));
     }
     BufView budget = alloc_ints(dev, flat);
     SelectArgs sa;

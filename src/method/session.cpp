@@ -1,4 +1,5 @@
 // What both sessions share: shape checks and the host wrappers over the device-resident calls.
+#include "core/checked.h"
 #include "method/device_util.h"
 #include "method/session.h"
 
@@ -35,13 +36,14 @@ std::vector<float> AttentionSession::decode(const float* q, const float* k, cons
         step_[2] = alloc_tensor(dev_, s_.kv_heads, 1, s_.dim, kv_dtype_);
         step_[3] = alloc_tensor(dev_, s_.q_heads, 1, s_.dim);
     }
-    dev_.write(step_[0].data, q, size_t(s_.q_heads) * s_.dim * 4);
+    const size_t q_elems = checked_product({s_.q_heads, s_.dim}, "decode q elements");
+    dev_.write(step_[0].data, q, checked_mul(q_elems, 4, "decode q bytes"));
     for (int h = 0; h < s_.kv_heads; ++h) {
         write_row(dev_, Tensor{step_[1]}, h, 0, k + size_t(h) * s_.dim);
         write_row(dev_, Tensor{step_[2]}, h, 0, v + size_t(h) * s_.dim);
     }
     decode_on_device(step_[0], step_[1], step_[2], step_[3]);
-    std::vector<float> o(size_t(s_.q_heads) * s_.dim);
+    std::vector<float> o(q_elems);
     dev_.read(step_[3].data, o.data(), o.size() * 4);
     return o;
 }

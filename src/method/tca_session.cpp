@@ -11,6 +11,7 @@
 //     the other window buffer (ping-pong: gather's source and destination must not overlap).
 #include <algorithm>
 
+#include "core/checked.h"
 #include "method/candidates.h"
 #include "method/device_util.h"
 #include "method/selection.h"
@@ -33,19 +34,20 @@ public:
             validate_distribution(K_, p_star_[h], "p* of a KV head");
             t_dec_.push_back(decode_keep(K_, p_star_[h]));
         }
-        const int wb = p.window + p.block;
+        // w + b rows per window buffer: in 64 bits, then it must fit the int32 row counts the ops take.
+        const int wb = checked_narrow<int>(uint64_t(p.window) + uint64_t(p.block), "window + block rows");
         g_k_ = alloc_tensor(dev, s.kv_heads, capacity, s.dim, dt);
         g_v_ = alloc_tensor(dev, s.kv_heads, capacity, s.dim, dt);
-        g_pos_ = alloc_zeros(dev, size_t(s.kv_heads) * capacity);
+        g_pos_ = alloc_zeros(dev, checked_product({s.kv_heads, capacity}, "global-store position elements"));
         n2_ = alloc_zeros(dev, s.kv_heads);
         for (auto& buf : win_)
             for (auto& kv : buf) kv = alloc_tensor(dev, s.kv_heads, wb, s.dim, dt);
-        probs_ = alloc_zeros(dev, size_t(s.kv_heads) * p.block);
+        probs_ = alloc_zeros(dev, checked_product({s.kv_heads, p.block}, "eviction score elements"));
         zero_order_ = alloc_zeros(dev, s.kv_heads);  // one block of rank 0 per head
         dec_budget_ = alloc_ints(dev, std::vector<int32_t>(t_dec_.begin(), t_dec_.end()));
-        dec_idx_ = alloc_zeros(dev, size_t(s.kv_heads) * p.block);
+        dec_idx_ = alloc_zeros(dev, checked_product({s.kv_heads, p.block}, "eviction index elements"));
         dec_count_ = alloc_zeros(dev, s.kv_heads);
-        acc_.bytes_per_token = 2 * int64_t(s.dim) * dtype_size(dt);
+        acc_.bytes_per_token = int64_t(checked_product({2, s.dim, int64_t(dtype_size(dt))}, "K/V bytes per token"));
         acc_.global.assign(s.kv_heads, 0);
         capacity_ = capacity;
     }
@@ -72,7 +74,7 @@ public:
             g.dst_len = n2_, g.pos_out = g_pos_, g.pos_stride = capacity_;
             dev_.gather(g);
             const auto counts = read_ints(dev_, sel.count, s_.kv_heads);
-            const auto idx = read_ints(dev_, sel.idx, size_t(s_.kv_heads) * sel.idx_stride);
+            const auto idx = read_ints(dev_, sel.idx, checked_product({s_.kv_heads, sel.idx_stride}, "kept index elements"));
             prefill_kept_.assign(s_.kv_heads, {});
             for (int h = 0; h < s_.kv_heads; ++h) {
                 acc_.global[h] = counts[h];
@@ -136,7 +138,7 @@ public:
         tr.window = sparse_prefill_ ? params_.window : 0;
         tr.prefill_kept = prefill_kept_;
         if (!sparse_prefill_) tr.prefill_kept.clear();  // a dense prefill: mask() treats rows as dense
-        const auto pos = read_ints(dev_, g_pos_, size_t(s_.kv_heads) * capacity_);
+        const auto pos = read_ints(dev_, g_pos_, checked_product({s_.kv_heads, capacity_}, "global-store position elements"));
         tr.g_positions.assign(s_.kv_heads, {});
         for (int h = 0; h < s_.kv_heads; ++h)
             tr.g_positions[h].assign(pos.begin() + size_t(h) * capacity_, pos.begin() + size_t(h) * capacity_ + acc_.global[h]);
@@ -149,7 +151,7 @@ public:
     CacheContents contents() override {
         CacheContents c;
         const auto n2 = device_global_lengths();
-        const auto pos = read_ints(dev_, g_pos_, size_t(s_.kv_heads) * capacity_);
+        const auto pos = read_ints(dev_, g_pos_, checked_product({s_.kv_heads, capacity_}, "global-store position elements"));
         const int tail0 = acc_.tokens_seen - n1_;  // position of window row 0
         for (int h = 0; h < s_.kv_heads; ++h) {
             std::vector<int> p(pos.begin() + size_t(h) * capacity_, pos.begin() + size_t(h) * capacity_ + n2[h]);
