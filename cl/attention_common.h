@@ -15,8 +15,15 @@
 #define MAX_GROUP 8
 
 #define D4 (HEAD_DIM / 4)
-// Finite so that a fully masked row still has a finite max and never yields NaN.
+// Finite so that a fully masked row still has a finite max and never yields NaN. Real scores stay
+// within +-TCA_SCORE_LIMIT (1e20, tca.h), ten orders of magnitude above it.
 #define MASK_VALUE (-1.0e30f)
+
+// exp(x - m) for a logit x recomputed by a later pass against the max m an earlier pass found.
+// The passes use the same dot product, but a compiler may still contract it into FMAs differently
+// per kernel; a recomputed x above m by a few ulps would then give exp(ulp(1e20)) = inf. Clamping
+// at 0 keeps every probability <= 1 / l whatever the rounding.
+inline float exp_below(float x, float m) { return exp(fmin(x - m, 0.0f)); }
 
 // K/V are stored as f32 or f16; vload_half is core OpenCL 1.2, so f16 storage needs no
 // extension and every sum runs in float.

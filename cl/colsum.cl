@@ -95,7 +95,7 @@ void colsum_cols(TENSOR(const float, q), TENSOR(const kv_t, k), int L, int group
                 const float xs[4] = {x4.s0, x4.s1, x4.s2, x4.s3};
                 for (int u = 0; u < 4; ++u) {
                     const int i = i0 + r + u;
-                    if (i >= j && i < L) tsum += exp(xs[u] - qm[r + u]) / ql[r + u];
+                    if (i >= j && i < L) tsum += exp_below(xs[u], qm[r + u]) / ql[r + u];
                 }
             }
             acc += tsum;

@@ -141,7 +141,7 @@ __kernel void decode_probs(TENSOR(const float, q), TENSOR(const kv_t, k1), int g
         const long q0 = ROW(q, hq, 0);
         for (int c = 0; c < D4; ++c) qr[c] = vload4(0, q + q0 + 4 * c) * scale;
         const float l = ml[2 * hq + 1];
-        if (l > 0.0f) sum += exp(dot_row(qr, kr) - ml[2 * hq]) / l;
+        if (l > 0.0f) sum += exp_below(dot_row(qr, kr), ml[2 * hq]) / l;
     }
     probs[probs_off + (long)hk * probs_n + r] = sum / group;
 }

@@ -95,7 +95,7 @@ __kernel void score_norm(TENSOR(const float, q), int q_row, TENSOR(const kv_t, k
         const int hq = hk * group + h;
         const long q0 = ROW(q, hq, q_row);
         for (int c = 0; c < D4; ++c) qr[c] = vload4(0, q + q0 + 4 * c) * scale;
-        sum += exp(dot_row(qr, kr) - ml[2 * hq]) / ml[2 * hq + 1];
+        sum += exp_below(dot_row(qr, kr), ml[2 * hq]) / ml[2 * hq + 1];
     }
     *out = sum / group;
 }

@@ -22,9 +22,9 @@ inline void reduce_sum2(__local float* a, __local float* b, int lid) {
     barrier(CLK_LOCAL_MEM_FENCE);
 }
 
-// h[h][j] = (1 - alpha) S1 + alpha (1 - S2 / S1^2) over block j. Sums run over s / max|s| of
-// the block: S2 / S1^2 is scale-free, and tiny probabilities (1e-30 is common far from the
-// query) would otherwise underflow when squared.
+// h[h][j] = (1 - alpha) S1 + alpha (1 - S2 / S1^2) over block j, in MetricArgs' formulation
+// (device.h): sums run over s / m, m = max|s| of the block, since S2 / S1^2 is scale-free and
+// tiny probabilities (1e-30 is common far from the query) would otherwise underflow when squared.
 __kernel __attribute__((reqd_work_group_size(RED_WG, 1, 1)))
 void metric(__global const float* s, long s_off, int s_stride, int n_global, int block, float alpha,
             __global float* hout, long h_off) {
@@ -55,9 +55,9 @@ void metric(__global const float* s, long s_off, int s_stride, int n_global, int
     r2[lid] = y2;
     reduce_sum2(r1, r2, lid);
     if (lid == 0) {
-        const float s1 = r1[0] * mx;
-        const float flat = s1 > 0.0f ? 1.0f - r2[0] / (r1[0] * r1[0]) : 0.0f;
-        hout[h_off + (long)h * nb + j] = (1.0f - alpha) * s1 + alpha * flat;
+        // Tested on the scaled sum: m * Y1 may underflow to 0 while Y1 >= 1 (MetricArgs, device.h).
+        const float flat = r1[0] > 0.0f ? 1.0f - r2[0] / (r1[0] * r1[0]) : 0.0f;
+        hout[h_off + (long)h * nb + j] = (1.0f - alpha) * (r1[0] * mx) + alpha * flat;
     }
 }
 

@@ -64,7 +64,7 @@ float masked_score(float d, uint c, uint u0, uint r, int p, uint n_use, int W) {
     bool valid;
     if (MODE == 2) valid = j >= int(r);
     else valid = j >= 0 && (u0 + c < n_use ? j <= p - W : (j > p - W && j <= p));
-    return valid ? d * pc.scale : kMask;
+    return valid ? d : kMask;  // d is already scaled: the q operand is (see main)
 }
 
 vec4 q_load4(uint e) { return vec4(q_x[e], q_x[e + 1], q_x[e + 2], q_x[e + 3]); }
@@ -79,14 +79,16 @@ void main() {
     const uint r = r_first + row;
     const bool row_ok = r < nrows;
 
-    // This thread's slice of its row operand (q row, or k row in MODE 2).
+    // This thread's slice of its row operand (q row, or k row in MODE 2). A score is (scale q) . k
+    // in every mode, as on every backend: q is scaled as it is loaded, never the dot product, so
+    // no unscaled q . k is formed (tca.h, "input range", bounds |scale| ||q|| ||k||).
     vec4 x[NV];
     [[unroll]] for (uint i = 0; i < NV; ++i) {
         const uint c4 = lane + i * TPR;
         x[i] = vec4(0.0);
         if (row_ok && c4 < D4)
             x[i] = MODE == 2 ? k_load4(pc.k_off + hk * pc.k_hs + r * pc.k_ts + c4 * 4)
-                             : q_load4(pc.q_off + hy * pc.q_hs + r * pc.q_ts + c4 * 4);
+                             : q_load4(pc.q_off + hy * pc.q_hs + r * pc.q_ts + c4 * 4) * pc.scale;
     }
 
     // The virtual column list (see the header): U columns; the first n_use are kept global tokens.
@@ -137,7 +139,7 @@ void main() {
                 const int pos = tpos[c];
                 vec4 val = vec4(0.0);
                 if (pos >= 0)
-                    val = MODE == 2 ? q_load4(pc.q_off + hq * pc.q_hs + uint(pos) * pc.q_ts + c4 * 4)
+                    val = MODE == 2 ? q_load4(pc.q_off + hq * pc.q_hs + uint(pos) * pc.q_ts + c4 * 4) * pc.scale
                                     : k_load4(pc.k_off + hk * pc.k_hs + uint(pos) * pc.k_ts + c4 * 4);
                 tile[e] = val;
             }
@@ -145,7 +147,7 @@ void main() {
 
             // Scores: partial dot products over this thread's slice, summed across the row's TPR
             // threads (butterfly, or the same pairing through shared memory so both paths agree
-            // bitwise), masked, scaled and published per row in sp.
+            // bitwise), masked and published per row in sp.
             for (uint c = 0; c < BC; ++c) {
                 float d = 0.0;
                 [[unroll]] for (uint i = 0; i < NV; ++i) {
@@ -176,7 +178,7 @@ void main() {
             if (MODE == 2) {
                 for (uint c = 0; c < BC; ++c) {
                     const float sc = sp[row * BC + c];
-                    if (sc != kMask) csum += exp(sc - tm[c]) / tl[c];
+                    if (sc != kMask) csum += exp_below(sc, tm[c]) / tl[c];
                 }
                 continue;
             }
@@ -214,7 +216,7 @@ void main() {
 
     if (!row_ok) return;
     if (MODE == 0) {
-        const float inv = 1.0 / l;
+        const float inv = l > 0.0 ? 1.0 / l : 0.0;  // l >= 1 once any key is seen: never 1 / 0
         [[unroll]] for (uint i = 0; i < NV; ++i) {
             const uint c4 = lane + i * TPR;
             if (c4 < D4) {

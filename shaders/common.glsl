@@ -15,7 +15,14 @@
 
 // Finite "minus infinity": a fully masked row can never produce NaN (exp(kMask - kMask) is never taken
 // for a masked entry, and exp(kMask - m) underflows to 0 once a real score is seen).
+// Real scores stay within +-TCA_SCORE_LIMIT (1e20, tca.h), ten orders of magnitude above it.
 const float kMask = -1.0e30;
+
+// exp(x - m) for a score x recomputed by a later pass against the max m an earlier pass found. The
+// passes share the arithmetic, but a driver may contract it into FMAs differently per pipeline; a
+// recomputed x above m by a few ulps would then give exp(ulp(1e20)) = inf. Clamping at 0 keeps every
+// probability <= 1 / l whatever the rounding.
+float exp_below(float x, float m) { return exp(min(x - m, 0.0)); }
 
 // KV_BUFFER(binding, name) declares a read-only K/V buffer and `vec4 name_load4(uint e)`, the four
 // elements e..e+3 as float (e in elements of the stored type; any alignment). Needs the

@@ -43,11 +43,12 @@ shared float ps[WG];
 void load_q(uint hq) {
     for (uint c4 = gl_LocalInvocationIndex; c4 < D4; c4 += WG) {
         const uint e = pc.q_off + hq * pc.q_hs + c4 * 4;
-        qs[c4] = vec4(q_x[e], q_x[e + 1], q_x[e + 2], q_x[e + 3]);
+        qs[c4] = vec4(q_x[e], q_x[e + 1], q_x[e + 2], q_x[e + 3]) * pc.scale;
     }
 }
 
-// scale * q . k for virtual key u of KV head hk.
+// (scale * q) . k for virtual key u of KV head hk: q is scaled as loaded, as on every backend, so no
+// unscaled q . k is formed (tca.h, "input range", bounds |scale| ||q|| ||k||).
 float key_score(uint hk, uint u) {
     float d = 0.0;
     if (u < pc.n1) {
@@ -57,7 +58,7 @@ float key_score(uint hk, uint u) {
         const uint base = pc.k2_off + hk * pc.k2_hs + (u - pc.n1) * pc.k2_ts;
         for (uint c4 = 0; c4 < D4; ++c4) d += dot(qs[c4], k2_load4(base + c4 * 4));
     }
-    return d * pc.scale;
+    return d;
 }
 
 vec4 value(uint hk, uint u, uint c4) {
@@ -129,7 +130,7 @@ void main() {
             barrier();
             load_q(hq);
             barrier();
-            if (ok) sum += exp(key_score(hk, r) - part[stats_base + hq * 2]) / part[stats_base + hq * 2 + 1];
+            if (ok) sum += exp_below(key_score(hk, r), part[stats_base + hq * 2]) / part[stats_base + hq * 2 + 1];
         }
         if (ok) probs[pc.probs_off + hk * pc.probs_n + r] = sum / float(pc.group);
     }

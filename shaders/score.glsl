@@ -36,7 +36,8 @@ shared vec4 qs[D4];
 void load_q(uint hq) {
     for (uint c4 = gl_LocalInvocationIndex; c4 < D4; c4 += WG) {
         const uint e = pc.q_off + hq * pc.q_hs + pc.q_row * pc.q_ts + c4 * 4;
-        qs[c4] = vec4(q_x[e], q_x[e + 1], q_x[e + 2], q_x[e + 3]);
+        // Scaled as loaded, as on every backend: no unscaled q . k is formed (tca.h, "input range").
+        qs[c4] = vec4(q_x[e], q_x[e + 1], q_x[e + 2], q_x[e + 3]) * pc.scale;
     }
 }
 
@@ -44,7 +45,7 @@ float key_score(uint hk, uint j) {
     const uint base = pc.k_off + hk * pc.k_hs + j * pc.k_ts;
     float d = 0.0;
     for (uint c4 = 0; c4 < D4; ++c4) d += dot(qs[c4], k_load4(base + c4 * 4));
-    return d * pc.scale;
+    return d;
 }
 
 void main() {
@@ -89,7 +90,7 @@ void main() {
                 const uint j = j0 + k * WG + t;
                 if (j >= pc.n_keys) break;
                 const uint e = pc.s_off + hk * pc.s_stride + j;
-                const float pr = exp(key_score(hk, j) - M) / L;
+                const float pr = exp_below(key_score(hk, j), M) / L;
                 const float sum = g == 0 ? pr : s_x[e] + pr;
                 s_x[e] = g + 1 == pc.group ? sum / float(pc.group) : sum;
             }

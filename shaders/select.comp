@@ -1,7 +1,8 @@
 #version 450
 // Token selection, everything after the importance scores (no K/V access):
-//   MODE 0  metric: per (block, head) S1 = sum s, S2 = sum s^2 (workgroup tree), then
-//           h = (1 - alpha) S1 + alpha (1 - S2 / S1^2)  (second term 0 when S1 == 0).
+//   MODE 0  metric: per (block, head) the block's max |s| (m), then Y1 = sum s/m, Y2 = sum (s/m)^2
+//           (workgroup trees) and h = (1 - alpha) m Y1 + alpha (1 - Y2 / Y1^2) (second term 0 when
+//           Y1 <= 0), the formulation of MetricArgs in device.h.
 //   MODE 1  rank: rank-by-counting; block i's rank is the number of blocks before it in the order
 //           (h descending, lower index first on ties), a strict total order, so order[] is a permutation.
 //   MODE 2  select, step 1: kept count per block, t = min(budget[rank], block size) -> scratch A.
@@ -36,22 +37,37 @@ layout(binding = 6, std430) writeonly buffer FOut { float f_out[]; };  // h (met
 
 shared int scan_[WG];
 
+// The one ordering for blocks and tokens (as cl/selection_common.h): larger value first, then the
+// lower index; NaN sorts as -infinity, so even bad input gives a strict total order and a ranking
+// stays a permutation (no two items share a rank, no slot is left unwritten).
+float order_key(float x) { return isnan(x) ? uintBitsToFloat(0xff800000u) : x; }
+bool ranks_before(float a, uint ia, float b, uint ib) {
+    const float ka = order_key(a), kb = order_key(b);
+    return ka > kb || (ka == kb && ia < ib);
+}
+
 void main() {
     const uint t = gl_LocalInvocationIndex;
     const uint h = gl_WorkGroupID.y;
     if (MODE == 0) {
         const uint blk = gl_WorkGroupID.x;
         const uint lo = blk * pc.block, hi = min(lo + pc.block, pc.n);
-        float s1 = 0.0, s2 = 0.0;
-        for (uint i = lo + t; i < hi; i += WG) {
-            const float x = f_in[pc.a_off + h * pc.a_stride + i];
-            s1 += x;
-            s2 += x * x;
-        }
-        const float S1 = wg_sum(s1), S2 = wg_sum(s2);
+        // The sums run over y = s / m, m = max |s| of the block (MetricArgs, device.h): S2 / S1^2 is
+        // scale-free, and tiny probabilities would otherwise underflow when squared (S1^2 = 0: NaN).
+        float mx = 0.0;
+        for (uint i = lo + t; i < hi; i += WG) mx = max(mx, abs(f_in[pc.a_off + h * pc.a_stride + i]));
+        const float M = wg_max(mx);
+        float y1 = 0.0, y2 = 0.0;
+        if (M > 0.0)
+            for (uint i = lo + t; i < hi; i += WG) {
+                const float y = f_in[pc.a_off + h * pc.a_stride + i] / M;
+                y1 += y;
+                y2 += y * y;
+            }
+        const float Y1 = wg_sum(y1), Y2 = wg_sum(y2);
         if (t == 0) {
-            const float spread = S1 > 0.0 ? 1.0 - S2 / (S1 * S1) : 0.0;
-            f_out[pc.out_off + h * pc.nb + blk] = (1.0 - pc.alpha) * S1 + pc.alpha * spread;
+            const float spread = Y1 > 0.0 ? 1.0 - Y2 / (Y1 * Y1) : 0.0;
+            f_out[pc.out_off + h * pc.nb + blk] = (1.0 - pc.alpha) * (Y1 * M) + pc.alpha * spread;
         }
     } else if (MODE == 1) {
         const uint i = gl_WorkGroupID.x * WG + t;
@@ -59,10 +75,7 @@ void main() {
         const uint row = pc.a_off + h * pc.nb;
         const float hv = f_in[row + i];
         uint rank = 0;
-        for (uint j = 0; j < pc.nb; ++j) {
-            const float hj = f_in[row + j];
-            rank += (hj > hv || (hj == hv && j < i)) ? 1u : 0u;
-        }
+        for (uint j = 0; j < pc.nb; ++j) rank += ranks_before(f_in[row + j], j, hv, i) ? 1u : 0u;
         i_out[pc.out_off + h * pc.nb + rank] = int(i);
     } else if (MODE == 2) {
         const uint r = gl_WorkGroupID.x * WG + t;
@@ -99,10 +112,7 @@ void main() {
         for (uint i = lo + t; i < hi; i += WG) {
             const float si = f_in[srow + i];
             int rank = 0;
-            for (uint j = lo; j < hi; ++j) {
-                const float sj = f_in[srow + j];
-                rank += (sj > si || (sj == si && j < i)) ? 1 : 0;
-            }
+            for (uint j = lo; j < hi; ++j) rank += ranks_before(f_in[srow + j], j, si, i) ? 1 : 0;
             scr[frow + i] = rank < keep ? 1 : 0;
         }
         memoryBarrierBuffer();

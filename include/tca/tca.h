@@ -59,7 +59,8 @@ typedef enum tca_status {
     TCA_ERROR_BACKEND = 8,          /* any other failure reported by the OpenCL / Vulkan driver */
     TCA_ERROR_IO = 9,               /* a file could not be read or written, or is malformed */
     TCA_ERROR_UNSUPPORTED = 10,     /* valid request this device or build cannot serve */
-    TCA_ERROR_INTERNAL = 11         /* a bug in libtca */
+    TCA_ERROR_INTERNAL = 11,        /* a bug in libtca */
+    TCA_ERROR_OUT_OF_RANGE = 12     /* finite inputs too large for float32 attention (see "input range") */
 } tca_status;
 
 typedef enum tca_dtype { TCA_F32 = 0, TCA_F16 = 1 } tca_dtype;
@@ -132,6 +133,31 @@ TCA_API tca_status tca_tensor_shape(const tca_tensor* t, tca_dtype* dtype, int* 
  * contiguous, exactly heads*tokens*dim elements; `bytes` must equal that size. */
 TCA_API tca_status tca_tensor_upload(tca_tensor* t, const void* host, size_t bytes);
 TCA_API tca_status tca_tensor_download(const tca_tensor* t, void* host, size_t bytes);
+
+/* ---- input range ---------------------------------------------------------------------------
+ *
+ * Attention runs in float32 on the GPU backends.  So that finite inputs always give finite outputs,
+ * every attention call (tca_dense_prefill, _prefill_chunk, _decode, tca_cache_prefill, _decode,
+ * tca_calibrate) first bounds what its kernels will compute, by Cauchy-Schwarz, and fails with
+ * TCA_ERROR_OUT_OF_RANGE, writing nothing and changing no state, unless
+ *     |scale| * Q * K <= TCA_SCORE_LIMIT,   |scale| * Q <= TCA_SCORE_LIMIT,   V <= TCA_VALUE_LIMIT
+ * where Q, K, V are the largest L2 norms of a row (one head and token: head_dim elements) of q, of
+ * every key the call can attend to (for a cache: every k it took since create or reset), and of the
+ * values; scale is the one in use (1/sqrt(head_dim) when 0 or for caches and calibration).  Within
+ * these limits every score, score difference and softmax term stays finite and far from the
+ * kernels' mask value, and every sum below FLT_MAX; ordinary activations are many orders of
+ * magnitude inside them.  A NaN or infinite scale is TCA_ERROR_INVALID_ARGUMENT.
+ *
+ * The bounds come from what the library sees: tca_tensor_upload records the largest row norm of
+ * the data (as it checks it for NaN/Inf), tca_tensor_create zero-fills (norm 0), and an attention
+ * call's output o gets the bound V (a softmax average of rows is no longer than the longest).
+ * Wrapped tensors (tca_tensor_wrap_opencl / _vulkan, "zero-copy interop") are your memory, which
+ * the library does not read on the way: a product involving one is not checked (tca_calibrate,
+ * which copies its inputs to the host, still checks everything).  For wrapped tensors the limits
+ * are your side of the contract: within them outputs are finite on every device; beyond them
+ * they are unspecified (may be NaN or Inf). */
+#define TCA_SCORE_LIMIT 1e20
+#define TCA_VALUE_LIMIT 1e20
 
 /* ---- dense attention ---------------------------------------------------------------------- */
 

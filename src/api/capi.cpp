@@ -105,6 +105,7 @@ TCA_API const char* tca_status_name(int s) {
         case TCA_ERROR_IO: return "TCA_ERROR_IO";
         case TCA_ERROR_UNSUPPORTED: return "TCA_ERROR_UNSUPPORTED";
         case TCA_ERROR_INTERNAL: return "TCA_ERROR_INTERNAL";
+        case TCA_ERROR_OUT_OF_RANGE: return "TCA_ERROR_OUT_OF_RANGE";
     }
     return "TCA_ERROR_UNKNOWN";
 }
@@ -190,6 +191,9 @@ TCA_API tca_status tca_tensor_create(tca_context* ctx, int dtype, int heads, int
         auto t = std::make_unique<tca_tensor>();
         t->ctx = ctx;
         t->t = Tensor::contiguous(BufView{ctx->device->alloc(bytes), 0}, dt, heads, tokens, dim);
+        // Defined contents, so the range checks know a bound from the start (tca.h, "input range").
+        ctx->device->fill_zero(t->t.data, bytes);
+        t->row_norm = 0, t->tracked = true;
         *out = t.release();
     });
 }
@@ -220,8 +224,9 @@ TCA_API tca_status tca_tensor_upload(tca_tensor* t, const void* host, size_t byt
         require(contiguous(t->t), TCA_ERROR_UNSUPPORTED, "upload: the tensor is strided; only contiguous tensors upload");
         require(bytes == t->t.span_bytes(), TCA_ERROR_SHAPE_MISMATCH,
                 "upload of " + std::to_string(bytes) + " bytes into a tensor of " + std::to_string(t->t.span_bytes()));
-        check_finite_host(t->t.dtype, host, bytes, "upload");
+        const double norm = check_finite_rows(t->t.dtype, host, bytes, t->t.dim, "upload");
         t->ctx->device->write(t->t.data, host, bytes);
+        if (t->tracked) t->row_norm = norm;
     });
 }
 
@@ -247,8 +252,10 @@ TCA_API tca_status tca_dense_prefill_chunk(tca_context* ctx, const tca_tensor* q
         a.o = check_tensor(ctx, o, "o")->t;
         a.q_pos0 = q_pos0;
         a.scale = scale;
+        check_attention_range("prefill", scale, a.q.dim, q->row_norm, k->row_norm, v->row_norm);
         ctx->begin_call();
         ctx->device->prefill(a);
+        o->wrote_output(v->row_norm);
         ctx->end_call(-1);
     });
 }
@@ -273,8 +280,10 @@ TCA_API tca_status tca_dense_decode(tca_context* ctx, const tca_tensor* q, const
         require(n_keys >= 1, TCA_ERROR_SHAPE_MISMATCH, "decode: n_keys must be >= 1");
         a.n1 = n_keys;
         a.scale = scale;
+        check_attention_range("decode", scale, a.q.dim, q->row_norm, k->row_norm, v->row_norm);
         ctx->begin_call();
         ctx->device->decode(a);
+        o->wrote_output(v->row_norm);
         ctx->end_call(-1);
     });
 }

@@ -219,11 +219,15 @@ void run_cache_call(tca_cache* cache, const tca_tensor* q, const tca_tensor* k, 
     const Tensor& tk = check_tensor(ctx, k, "k")->t;
     const Tensor& tv = check_tensor(ctx, v, "v")->t;
     const Tensor& to = check_tensor(ctx, o, "o")->t;
+    // q against every key the cache holds and this k (tca.h, "input range"), before anything changes.
+    c->session->check_range(q->row_norm, k->row_norm, v->row_norm, decode ? "cache decode" : "cache prefill");
     ctx->begin_call();
     if (decode)
         c->session->decode_on_device(tq, tk, tv, to);
     else
         c->session->prefill_on_device(tq, tk, tv, to);
+    c->session->admit(k->row_norm, v->row_norm);
+    o->wrote_output(c->session->value_norm());
     int64_t kept = 0;
     for (int g : c->session->account().global) kept += g;
     ctx->end_call(c->profile ? kept : -1);

@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "core/range.h"
 #include "device/device.h"
 
 struct tca_context {
@@ -24,6 +25,16 @@ struct tca_tensor {
     uint32_t magic = kMagic;
     tca_context* ctx = nullptr;
     tca::Tensor t;
+    // Bound on the L2 norm of every row of the data, for the range checks of attention calls
+    // (core/range.h). Tensors of tca_tensor_create are `tracked`: uploads and the calls that write
+    // them keep the bound; a wrapped tensor's memory is the caller's, so its bound stays unknown.
+    double row_norm = tca::kNormUnknown;
+    bool tracked = false;
+    // After an attention call wrote this tensor with values bounded by v (an output's rows are
+    // softmax averages of value rows).
+    void wrote_output(double v) {
+        if (tracked) row_norm = tca::output_norm(v);
+    }
 };
 
 namespace tca {
@@ -34,5 +45,7 @@ const tca_tensor* check_tensor(const tca_context* ctx, const tca_tensor* t, cons
 
 // Rejects NaN/Inf in host data of the given dtype (TCA_ERROR_NONFINITE_INPUT, with the first index).
 void check_finite_host(DType dtype, const void* data, size_t bytes, const char* what);
+// The same check in the same pass; returns the largest L2 norm of the data's rows of `dim` elements.
+double check_finite_rows(DType dtype, const void* data, size_t bytes, int dim, const char* what);
 
 }  // namespace tca

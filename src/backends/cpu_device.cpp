@@ -74,8 +74,13 @@ void attend(const Tensor& q, int hq, int iq, int hk, const std::vector<KeyRef>& 
     }
 }
 
-// Order of token indices by (s descending, index ascending): the tie rule used everywhere.
-bool ranks_before(float sa, int ia, float sb, int ib) { return sa > sb || (sa == sb && ia < ib); }
+// Order of token indices by (s descending, index ascending): the tie rule used everywhere. NaN
+// sorts as -infinity (as in every kernel), so even bad input gets a strict weak order.
+float order_key(float x) { return std::isnan(x) ? -INFINITY : x; }
+bool ranks_before(float sa, int ia, float sb, int ib) {
+    const float ka = order_key(sa), kb = order_key(sb);
+    return ka > kb || (ka == kb && ia < ib);
+}
 
 class CpuDevice final : public Device {
 public:
@@ -185,13 +190,18 @@ public:
         for (int h = 0; h < a.heads; ++h) {
             const float* s = floats(a.s) + int64_t(h) * a.s_stride;
             for (int j = 0; j < nb; ++j) {
-                double s1 = 0, s2 = 0;
-                for (int i = j * a.block; i < std::min((j + 1) * a.block, a.n_global); ++i) {
-                    s1 += s[i];
-                    s2 += double(s[i]) * s[i];
-                }
-                const double flat = s1 > 0 ? 1.0 - s2 / (s1 * s1) : 0.0;
-                floats(a.h)[int64_t(h) * nb + j] = static_cast<float>((1.0 - a.alpha) * s1 + a.alpha * flat);
+                // MetricArgs' formulation, the one every backend uses: sums of s / max|s|.
+                const int lo = j * a.block, hi = std::min((j + 1) * a.block, a.n_global);
+                double m = 0, y1 = 0, y2 = 0;
+                for (int i = lo; i < hi; ++i) m = std::max(m, std::fabs(double(s[i])));
+                if (m > 0)
+                    for (int i = lo; i < hi; ++i) {
+                        const double y = s[i] / m;
+                        y1 += y;
+                        y2 += y * y;
+                    }
+                const double flat = y1 > 0 ? 1.0 - y2 / (y1 * y1) : 0.0;
+                floats(a.h)[int64_t(h) * nb + j] = static_cast<float>((1.0 - a.alpha) * (m * y1) + a.alpha * flat);
             }
         }
     }

@@ -133,6 +133,13 @@ struct ScoreArgs {
 //   B_j = tokens [j*block, min((j+1)*block, n_global));  S1 = sum s, S2 = sum s^2
 //   h[h][j] = (1 - alpha) * S1 + alpha * (1 - S2 / S1^2)   (the second term is 0 when S1 == 0)
 // n_blocks = ceil(n_global / block); h: f32 [heads, n_blocks].
+// Every backend (the reference too) evaluates it in one scaled form, because s are probabilities
+// that are often tiny (1e-25 far from the query: S1 > 0 while S1^2 underflows f32, and S2 / S1^2
+// would be 0 / 0) and may be large as well (S2 overflowing):
+//   m = max_i |s_i|;  Y1 = sum s_i / m,  Y2 = sum (s_i / m)^2  (both 0 when m == 0)
+//   h = (1 - alpha) * m * Y1 + alpha * (Y1 > 0 ? 1 - Y2 / Y1^2 : 0)
+// For s >= 0 and m > 0, 1 <= Y1, Y2 <= block, so nothing under- or overflows but m * Y1 itself.
+// Subnormal s may be flushed to zero by a GPU (a block of only subnormals then reads as zeros).
 struct MetricArgs {
     BufView s;
     int heads = 0, s_stride = 0, n_global = 0, block = 128;
@@ -141,7 +148,8 @@ struct MetricArgs {
 };
 
 // Block ranking: order[h][r] = index of the block with rank r, sorting h descending with ties
-// broken by the lower block index. order: int32 [heads, n_blocks].
+// broken by the lower block index (NaN ranks as -infinity, so order is always a permutation).
+// order: int32 [heads, n_blocks].
 struct RankArgs {
     BufView h;
     int heads = 0, n_blocks = 0;
@@ -150,8 +158,8 @@ struct RankArgs {
 
 // Per-block top-t selection.
 //   Block order[h][r] keeps t = min(budget[h][r], its size) tokens: those with the largest s,
-//   ties broken by the lower token index. Output: kept token indices (relative to 0, in
-//   [0, n_global)) sorted ascending in idx[h][0..count[h]) (idx row stride idx_stride),
+//   ties broken by the lower token index (NaN as -infinity). Output: kept token indices (relative
+//   to 0, in [0, n_global)) sorted ascending in idx[h][0..count[h]) (idx row stride idx_stride),
 //   count[h] = total kept. budget: int32 [heads, n_blocks] (by rank, each >= 1).
 struct SelectArgs {
     BufView s;

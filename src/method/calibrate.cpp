@@ -1,6 +1,7 @@
 #include "core/checked.h"
 #include "method/calibrate.h"
 
+#include "core/range.h"
 #include "method/device_util.h"
 #include "method/selection.h"
 
@@ -32,6 +33,12 @@ double covered_mass(const std::vector<float>& c, int n_global, const std::vector
 
 namespace {
 
+// Calibration's scores (colsum, importance) at the default scale must stay in range (tca.h).
+double norm_of(const HostTensor& x) { return max_row_norm(x.data.data(), x.data.size() / size_t(std::max(1, x.dim)), x.dim); }
+void check_range(const HostTensor& q, const HostTensor& k) {
+    check_attention_range("calibrate", 0.f, q.dim, norm_of(q), norm_of(k), kNormUnknown);
+}
+
 std::vector<std::vector<float>> colsum_on_device(Device& dev, const Tensor& q, const Tensor& k) {
     const int L = k.tokens;
     const size_t n = checked_product({k.heads, L}, "received-attention elements");
@@ -48,6 +55,7 @@ std::vector<std::vector<float>> colsum_on_device(Device& dev, const Tensor& q, c
 }  // namespace
 
 std::vector<std::vector<float>> received_attention(Device& dev, const HostTensor& q, const HostTensor& k) {
+    check_range(q, k);
     return colsum_on_device(dev, upload_tensor(dev, q), upload_tensor(dev, k));
 }
 
@@ -61,6 +69,7 @@ std::vector<HeadCalibration> calibrate_layer(Device& dev, const TcaParams& param
             "window " + std::to_string(params.window) + " covers the whole calibration sequence of " + std::to_string(L) +
                 " tokens: nothing to select; use a longer sequence or a smaller --window");
     const int n_global = L - params.window;
+    check_range(q, k);
     const Tensor qd = upload_tensor(dev, q), kd = upload_tensor(dev, k);
     const auto c = colsum_on_device(dev, qd, kd);
     const BlockRanking r = rank_blocks(dev, qd, kd, n_global, params.block, float(params.alpha));
@@ -91,6 +100,7 @@ Profile calibrate(Device& dev, const TcaParams& params, const std::vector<HostTe
     p.calibration_tokens = k[0].tokens;
     p.keep_counts = keep_counts(params.block);
     p.candidates = candidate_grid(params);
+    for (size_t l = 0; l < q.size(); ++l) check_range(q[l], k[l]);  // every layer before any work
     for (int l = 0; l < int(q.size()); ++l) {
         require(q[l].heads == p.shape.q_heads && k[l].heads == p.shape.kv_heads && k[l].dim == p.shape.head_dim,
                 TCA_ERROR_SHAPE_MISMATCH, "calibrate: layers differ in shape");

@@ -1,5 +1,9 @@
-// What both sessions share: shape checks and the host wrappers over the device-resident calls.
+// What both sessions share: shape checks, the input-range bookkeeping and the host wrappers over
+// the device-resident calls.
+#include <algorithm>
+
 #include "core/checked.h"
+#include "core/range.h"
 #include "method/device_util.h"
 #include "method/session.h"
 
@@ -22,10 +26,33 @@ void AttentionSession::check_call(const Tensor& q, const Tensor& k, const Tensor
             w + ": k/v must be " + dtype_name(kv_dtype_) + ", the session's K/V storage type");
 }
 
+void AttentionSession::check_range(double q, double k, double v, const char* what) const {
+    // Sessions use the default scale (PrefillArgs / DecodeArgs scale 0).
+    check_attention_range(what, 0.f, s_.dim, q, norm_max(k_norm_, k), v);
+}
+
+void AttentionSession::admit(double k, double v) {
+    k_norm_ = norm_max(k_norm_, k);
+    v_norm_ = norm_max(v_norm_, v);
+}
+
+namespace {
+// Row-norm bound of host rows as the session will store them: rounding to f16 may lengthen a row
+// by up to 2^-11 of each element.
+double stored_norm(const float* x, size_t rows, int dim, DType dt) {
+    const double n = max_row_norm(x, rows, dim);
+    return dt == DType::f16 ? n * (1 + 1e-3) : n;
+}
+}  // namespace
+
 HostTensor AttentionSession::prefill(const HostTensor& q, const HostTensor& k, const HostTensor& v) {
+    const double kn = stored_norm(k.data.data(), k.data.size() / size_t(std::max(1, k.dim)), k.dim, kv_dtype_);
+    const double vn = stored_norm(v.data.data(), v.data.size() / size_t(std::max(1, v.dim)), v.dim, kv_dtype_);
+    check_range(max_row_norm(q.data.data(), q.data.size() / size_t(std::max(1, q.dim)), q.dim), kn, vn, "prefill");
     const Tensor qd = upload_tensor(dev_, q), kd = upload_tensor(dev_, k, kv_dtype_), vd = upload_tensor(dev_, v, kv_dtype_);
     const Tensor o = alloc_tensor(dev_, s_.q_heads, q.tokens, s_.dim);
     prefill_on_device(qd, kd, vd, o);
+    admit(kn, vn);
     return download_tensor(dev_, o);
 }
 
@@ -37,12 +64,16 @@ std::vector<float> AttentionSession::decode(const float* q, const float* k, cons
         step_[3] = alloc_tensor(dev_, s_.q_heads, 1, s_.dim);
     }
     const size_t q_elems = checked_product({s_.q_heads, s_.dim}, "decode q elements");
+    const double kn = stored_norm(k, size_t(s_.kv_heads), s_.dim, kv_dtype_);
+    const double vn = stored_norm(v, size_t(s_.kv_heads), s_.dim, kv_dtype_);
+    check_range(max_row_norm(q, size_t(s_.q_heads), s_.dim), kn, vn, "decode");
     dev_.write(step_[0].data, q, checked_mul(q_elems, 4, "decode q bytes"));
     for (int h = 0; h < s_.kv_heads; ++h) {
         write_row(dev_, Tensor{step_[1]}, h, 0, k + size_t(h) * s_.dim);
         write_row(dev_, Tensor{step_[2]}, h, 0, v + size_t(h) * s_.dim);
     }
     decode_on_device(step_[0], step_[1], step_[2], step_[3]);
+    admit(kn, vn);
     std::vector<float> o(q_elems);
     dev_.read(step_[3].data, o.data(), o.size() * 4);
     return o;

@@ -76,6 +76,16 @@ public:
     bool step_trace() const { return step_trace_; }
     virtual CacheContents contents() = 0;
 
+    // Input range (tca.h, "input range"; core/range.h): bounds on the largest row norm of a call's
+    // q, k and v (kNormUnknown: not known, that product unchecked). check_range() throws
+    // TCA_ERROR_OUT_OF_RANGE, changing nothing, when q against every key taken so far and this
+    // call's k could leave the range; admit() records the call's k and v once it has succeeded.
+    // The host wrappers above do both themselves.
+    void check_range(double q, double k, double v, const char* what) const;
+    void admit(double k, double v);
+    // The longest value row taken so far: every output row is a softmax average of such rows.
+    double value_norm() const { return v_norm_; }
+
 protected:
     // Checks the shapes of a prefill (tokens = P) or decode (one_token: tokens = 1) call.
     void check_call(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, bool one_token) const;
@@ -87,6 +97,7 @@ protected:
 
 private:
     Tensor step_[4];  // host decode staging: q, k, v, o of one token
+    double k_norm_ = 0, v_norm_ = 0;  // largest row norms of every k and v taken (sessions start empty)
 };
 
 // capacity: the most tokens the session will see (prompt + decode steps).
