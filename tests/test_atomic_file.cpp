@@ -98,7 +98,7 @@ TEST_F(AtomicFile, SymbolicLinkTargetIsRejectedAndKept) {
 TEST_F(AtomicFile, FifoAndDirectoryTargetsAreRejectedAndKept) {
     ASSERT_EQ(::mkfifo(p("fifo").c_str(), 0600), 0);
     fs::create_directory(p("dir"));
-    expect_io_error([&] { io::write_file_atomic(p("fifo"), "x", 1); }, "fifo");
+    expect_io_error([&] { io::write_file_atomic(p("fifo"), "x", 1); }, "a FIFO");
     expect_io_error([&] { io::write_file_atomic(p("dir"), "x", 1); }, "directory");
     EXPECT_TRUE(fs::is_fifo(p("fifo")));
     EXPECT_TRUE(fs::is_directory(p("dir")));
@@ -113,7 +113,7 @@ TEST_F(AtomicFile, DeviceNodeTargetIsRejectedAndKept) {
         if (::access("/dev", W_OK) == 0) GTEST_SKIP() << "cannot make a device node, and /dev is writable";
         node = "/dev/null";
     }
-    expect_io_error([&] { io::write_file_atomic(node, "x", 1); }, "device node");
+    expect_io_error([&] { io::write_file_atomic(node, "x", 1); }, "character device");
     struct stat st {};
     ASSERT_EQ(::lstat(node.c_str(), &st), 0);
     EXPECT_TRUE(S_ISCHR(st.st_mode)) << node << " is no longer a device";

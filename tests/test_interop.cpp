@@ -368,7 +368,7 @@ TEST(InteropOpenCL, BadHandlesAreRejected) {
     tca_tensor_desc bad = d;
     bad.struct_size = 8;
     EXPECT_STATUS(tca_tensor_wrap_opencl(ac, mine, 0, &bad, &t), TCA_ERROR_INVALID_ARGUMENT, "struct_size");
-    bad = d, bad.dtype = tca_dtype(5);
+    bad = d, bad.dtype = 5;
     EXPECT_STATUS(tca_tensor_wrap_opencl(ac, mine, 0, &bad, &t), TCA_ERROR_INVALID_ARGUMENT, "dtype");
     bad = d, bad.tokens = 0;
     EXPECT_STATUS(tca_tensor_wrap_opencl(ac, mine, 0, &bad, &t), TCA_ERROR_INVALID_ARGUMENT, "empty");

@@ -1,4 +1,5 @@
 #include "io/atomic_file.h"
+#include "io/input_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -25,15 +26,6 @@ std::string sibling_name(const std::string& path, const char* kind) {
     return path + suffix;
 }
 
-const char* kind_of(mode_t m) {
-    if (S_ISLNK(m)) return "a symbolic link";
-    if (S_ISDIR(m)) return "a directory";
-    if (S_ISCHR(m) || S_ISBLK(m)) return "a device node";
-    if (S_ISFIFO(m)) return "a fifo";
-    if (S_ISSOCK(m)) return "a socket";
-    return "not a regular file";
-}
-
 // Whether a regular file is at `path` now (false: nothing is). Anything else there -- a symbolic
 // link (not followed: lstat), a device, a fifo, a directory -- is an error, and stays untouched.
 bool existing_regular_file(const std::string& path) {
@@ -43,7 +35,7 @@ bool existing_regular_file(const std::string& path) {
         throw Error(TCA_ERROR_IO, "cannot write " + path + ": " + sys_error());
     }
     if (S_ISREG(st.st_mode)) return true;
-    throw Error(TCA_ERROR_IO, "cannot write " + path + ": it is " + kind_of(st.st_mode) +
+    throw Error(TCA_ERROR_IO, "cannot write " + path + ": it is " + file_kind(st.st_mode) +
                                   "; output goes to regular files only (give the path of a file to create or replace)");
 }
 
@@ -92,28 +84,9 @@ void write_file_atomic(const std::string& path, const void* data, size_t bytes) 
 }
 
 std::vector<unsigned char> read_file(const std::string& path) {
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw Error(TCA_ERROR_IO, "cannot open " + path + ": " + sys_error());
-    struct Closer {
-        int fd;
-        ~Closer() { ::close(fd); }
-    } closer{fd};
-    struct stat st {};
-    if (::fstat(fd, &st) != 0) throw Error(TCA_ERROR_IO, "cannot open " + path + ": " + sys_error());
-    // A directory opens fine and then reads as an error; a device or fifo may never end.
-    if (!S_ISREG(st.st_mode))
-        throw Error(TCA_ERROR_IO, "cannot read " + path + ": it is " + kind_of(st.st_mode) + ", not a regular file");
-    std::vector<unsigned char> bytes;
-    bytes.reserve(size_t(st.st_size));
-    unsigned char buf[1 << 16];
-    for (;;) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw Error(TCA_ERROR_IO, "reading " + path + " failed: " + sys_error());
-        if (n == 0) break;
-        bytes.insert(bytes.end(), buf, buf + n);
-    }
-    return bytes;
+    // One reader for every input: it opens without blocking (a fifo would wait for a writer) and
+    // refuses anything but a regular file on the opened descriptor.
+    return read_regular_file(path);
 }
 
 OutputBatch::~OutputBatch() {

@@ -17,7 +17,10 @@ namespace {
 
 std::string sys_error() { return std::strerror(errno); }
 
-const char* kind_of(mode_t m) {
+}  // namespace
+
+const char* file_kind(mode_t m) {
+    if (S_ISLNK(m)) return "a symbolic link";
     if (S_ISDIR(m)) return "a directory";
     if (S_ISFIFO(m)) return "a FIFO (named pipe)";
     if (S_ISCHR(m)) return "a character device";
@@ -26,7 +29,6 @@ const char* kind_of(mode_t m) {
     return "a special file";
 }
 
-}  // namespace
 
 // Opens without blocking: opening a FIFO for reading would otherwise wait for a writer forever.
 // The type is then checked on the opened descriptor (fstat), not on the name, so the file cannot
@@ -42,7 +44,7 @@ RegularFile::RegularFile(const std::string& path) : path_(path) {
     }
     if (!S_ISREG(st.st_mode)) {
         ::close(fd_);
-        fail(path, std::string("is ") + kind_of(st.st_mode) + ", not a regular file");
+        fail(path, std::string("is ") + file_kind(st.st_mode) + ", not a regular file");
     }
     size_ = uint64_t(st.st_size);
 }

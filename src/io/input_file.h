@@ -9,7 +9,12 @@
 #include <string>
 #include <vector>
 
+#include <sys/types.h>
+
 namespace tca::io {
+
+// What a file of this st_mode is, for messages: "a directory", "a FIFO (named pipe)", ...
+const char* file_kind(mode_t mode);
 
 // An open regular file. Every failure throws Error(TCA_ERROR_IO) naming the path: a missing or
 // unreadable path, anything but a regular file, a read past the end or a read error.
