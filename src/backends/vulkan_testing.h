@@ -23,4 +23,8 @@ void build_broken_shader(Device& dev);
 bool uses_fp16_storage(Device& dev);
 bool uses_subgroups(Device& dev);
 
+// Frees the device's internal scratch buffers and the dummy binding, so that later ops allocate
+// them again as on a fresh device (compiled pipelines stay). Fault-injection tests reuse one device.
+void release_scratch(Device& dev);
+
 }  // namespace tca::vulkan_testing
