@@ -799,8 +799,10 @@ private:
     cl_mem scratch(ScratchSlot slot, size_t bytes) {
         auto& s = scratch_[slot];
         if (s.bytes < bytes) {
-            // A released buffer lives on until the queued commands using it have finished.
+            // A released buffer lives on until the queued commands using it have finished. The slot is
+            // empty until the new one exists, so a failed allocation is retried, never a null buffer used.
             s.mem.reset();
+            s.bytes = 0;
             cl_int err = CL_SUCCESS;
             s.mem = MemHandle(create_buffer(bytes, &err));
             if (err != CL_SUCCESS) fail(err, "scratch buffer of " + std::to_string(bytes) + " bytes");

@@ -1,4 +1,7 @@
 // The dense baseline: the whole sequence stays in one K/V buffer; decode attends to all of it.
+#include <cstddef>
+#include <utility>
+
 #include "method/device_util.h"
 #include "method/session.h"
 
@@ -41,11 +44,22 @@ public:
         DecodeArgs a;
         a.q = q, a.o = o, a.k1 = k_, a.v1 = v_, a.n1 = t + 1;
         dev_.decode(a);
+        trace_n1_.push_back(t + 1);  // the one step that may throw (host memory) comes before the commit
         acc_.tokens_seen = acc_.ring = t + 1;
-        trace_n1_.push_back(t + 1);
     }
 
     const CacheAccount& account() const override { return acc_; }
+
+    Mark mark() const override {
+        Mark m;
+        m.acc = acc_;
+        m.steps = trace_n1_.size();
+        return m;
+    }
+    void rewind(Mark m) noexcept override {
+        acc_ = std::move(m.acc);
+        trace_n1_.erase(trace_n1_.begin() + std::ptrdiff_t(m.steps), trace_n1_.end());
+    }
     std::vector<int> device_global_lengths() override { return acc_.global; }
 
     AttentionTrace trace() override {

@@ -1,4 +1,8 @@
 // What both sessions share: shape checks and the host wrappers over the device-resident calls.
+#include <algorithm>
+#include <iterator>
+#include <utility>
+
 #include "method/device_util.h"
 #include "method/session.h"
 
@@ -24,25 +28,36 @@ void AttentionSession::check_call(const Tensor& q, const Tensor& k, const Tensor
 HostTensor AttentionSession::prefill(const HostTensor& q, const HostTensor& k, const HostTensor& v) {
     const Tensor qd = upload_tensor(dev_, q), kd = upload_tensor(dev_, k, kv_dtype_), vd = upload_tensor(dev_, v, kv_dtype_);
     const Tensor o = alloc_tensor(dev_, s_.q_heads, q.tokens, s_.dim);
+    Mark m = mark();
     prefill_on_device(qd, kd, vd, o);
-    return download_tensor(dev_, o);
+    try {
+        return download_tensor(dev_, o);
+    } catch (...) {
+        rewind(std::move(m));  // the result is lost: so is the call
+        throw;
+    }
 }
 
 std::vector<float> AttentionSession::decode(const float* q, const float* k, const float* v) {
-    if (!step_[0].data) {
-        step_[0] = alloc_tensor(dev_, s_.q_heads, 1, s_.dim);
-        step_[1] = alloc_tensor(dev_, s_.kv_heads, 1, s_.dim, kv_dtype_);
-        step_[2] = alloc_tensor(dev_, s_.kv_heads, 1, s_.dim, kv_dtype_);
-        step_[3] = alloc_tensor(dev_, s_.q_heads, 1, s_.dim);
+    if (!step_[0].data) {  // all four or none: a failed allocation leaves none behind
+        Tensor s[4] = {alloc_tensor(dev_, s_.q_heads, 1, s_.dim), alloc_tensor(dev_, s_.kv_heads, 1, s_.dim, kv_dtype_),
+                       alloc_tensor(dev_, s_.kv_heads, 1, s_.dim, kv_dtype_), alloc_tensor(dev_, s_.q_heads, 1, s_.dim)};
+        std::move(std::begin(s), std::end(s), std::begin(step_));
     }
     dev_.write(step_[0].data, q, size_t(s_.q_heads) * s_.dim * 4);
     for (int h = 0; h < s_.kv_heads; ++h) {
         write_row(dev_, Tensor{step_[1]}, h, 0, k + size_t(h) * s_.dim);
         write_row(dev_, Tensor{step_[2]}, h, 0, v + size_t(h) * s_.dim);
     }
-    decode_on_device(step_[0], step_[1], step_[2], step_[3]);
     std::vector<float> o(size_t(s_.q_heads) * s_.dim);
-    dev_.read(step_[3].data, o.data(), o.size() * 4);
+    Mark m = mark();
+    decode_on_device(step_[0], step_[1], step_[2], step_[3]);
+    try {
+        dev_.read(step_[3].data, o.data(), o.size() * 4);
+    } catch (...) {
+        rewind(std::move(m));  // the result is lost: so is the call
+        throw;
+    }
     return o;
 }
 
