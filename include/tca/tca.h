@@ -5,6 +5,9 @@
  * Conventions
  *  - Every function returns a tca_status; TCA_OK is 0.  On failure, tca_last_error() returns a
  *    message for the calling thread's most recent failure (valid until the next call on that thread).
+ *  - A call that fails (an allocation or a kernel build included) leaves the context, its caches,
+ *    every input tensor and every host buffer as they were; only an output tensor (o) of the failed
+ *    call may hold partial results.  Retrying the call does what the first attempt would have done.
  *  - Handles are opaque.  A handle belongs to the context it was created from; passing it to
  *    another context is rejected with TCA_ERROR_INVALID_ARGUMENT.
  *  - Tensor layout is [heads, tokens, head_dim]: element (h, t, i) lives at

@@ -264,11 +264,14 @@ TCA_API tca_status tca_cache_kept_positions(const tca_cache* cache, int kv_head,
                 "kv_head " + std::to_string(kv_head) + " outside 0.." + std::to_string(c->shape.kv_heads - 1));
         require(capacity >= 0 && (capacity == 0 || positions != nullptr), TCA_ERROR_INVALID_ARGUMENT,
                 "positions is null or capacity negative");
-        *count = 0;
-        if (!c->profile) return;  // dense: nothing is selected
+        if (!c->profile) {  // dense: nothing is selected
+            *count = 0;
+            return;
+        }
+        // Outputs are written only once the read-back (which may fail) is done.
         const method::AttentionTrace tr = c->session->trace();
-        if (size_t(kv_head) >= tr.g_positions.size()) return;
-        const auto& g = tr.g_positions[size_t(kv_head)];
+        static const std::vector<int> none;
+        const auto& g = size_t(kv_head) < tr.g_positions.size() ? tr.g_positions[size_t(kv_head)] : none;
         *count = int(g.size());
         std::copy_n(g.begin(), std::min<size_t>(g.size(), size_t(capacity)), positions);
     });

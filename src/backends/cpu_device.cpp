@@ -11,6 +11,7 @@
 #include "core/half.h"
 #include "core/checked.h"
 #include "device/backends.h"
+#include "device/fault_injection.h"
 
 namespace tca {
 
@@ -18,6 +19,7 @@ namespace {
 
 struct HostBuffer : BufferImpl {
     std::vector<unsigned char> bytes;
+    fault::LiveBuffer live{Api::reference};
 };
 
 unsigned char* base_of(const BufView& v) { return static_cast<HostBuffer*>(v.buf.get())->bytes.data() + v.offset; }
@@ -94,6 +96,7 @@ public:
                     std::to_string(info_.max_allocation));
         auto b = std::make_shared<HostBuffer>();
         try {
+            if (fault::inject(fault::Kind::alloc)) throw std::bad_alloc();  // a test's injected failure
             b->bytes.resize(bytes);
         } catch (const std::bad_alloc&) {
             throw Error(TCA_ERROR_OUT_OF_MEMORY, "host allocation of " + std::to_string(bytes) + " bytes failed");

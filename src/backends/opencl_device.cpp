@@ -27,6 +27,7 @@
 #include "core/checked.h"
 #include "device/backends.h"
 #include "device/embedded.h"
+#include "device/fault_injection.h"
 #include "device/interop.h"
 
 namespace tca {
@@ -363,6 +364,7 @@ std::string expand_source(const std::string& file) {
 struct ClBuffer : BufferImpl {
     MemHandle mem;
     const void* owner = nullptr;  // the device that allocated it
+    fault::LiveBuffer live{Api::opencl};
 };
 
 // A tensor as a kernel sees it: buffer, element offset, head stride, token stride.
@@ -466,7 +468,7 @@ public:
                     "'s maximum allocation of " + std::to_string(info_.max_allocation) + " bytes");
         cl_int err = CL_SUCCESS;
         auto b = std::make_shared<ClBuffer>();
-        b->mem = MemHandle(clCreateBuffer(context_.get(), CL_MEM_READ_WRITE, std::max<size_t>(bytes, 1), nullptr, &err));
+        b->mem = MemHandle(create_buffer(std::max<size_t>(bytes, 1), &err));
         if (err != CL_SUCCESS) fail(err, "clCreateBuffer of " + std::to_string(bytes) + " bytes");
         b->size = bytes;
         b->owner = this;
@@ -726,6 +728,10 @@ public:
     // ---- test hooks ----
     opencl_testing::ProgramCacheStats cache_stats() const { return stats_; }
     void build_for_test(const std::string& source, const std::string& options) { build(source, options); }
+    void release_scratch() {
+        finish();  // enqueued kernels may use them
+        for (auto& s : scratch_) s.mem.reset(), s.bytes = 0;
+    }
 
 private:
     enum ScratchSlot {
@@ -794,18 +800,31 @@ private:
     cl_mem scratch(ScratchSlot slot, size_t bytes) {
         auto& s = scratch_[slot];
         if (s.bytes < bytes) {
-            // A released buffer lives on until the queued commands using it have finished.
+            // A released buffer lives on until the queued commands using it have finished. The slot is
+            // empty until the new one exists, so a failed allocation is retried, never a null buffer used.
             s.mem.reset();
+            s.bytes = 0;
             cl_int err = CL_SUCCESS;
-            s.mem = MemHandle(clCreateBuffer(context_.get(), CL_MEM_READ_WRITE, bytes, nullptr, &err));
+            s.mem = MemHandle(create_buffer(bytes, &err));
             if (err != CL_SUCCESS) fail(err, "scratch buffer of " + std::to_string(bytes) + " bytes");
             s.bytes = bytes;
         }
         return s.mem.get();
     }
 
+    // Every device allocation: clCreateBuffer, or the failure a test injected (device/fault_injection.h).
+    cl_mem create_buffer(size_t bytes, cl_int* err) {
+        if (fault::inject(fault::Kind::alloc)) {
+            *err = CL_MEM_OBJECT_ALLOCATION_FAILURE;
+            return nullptr;
+        }
+        return clCreateBuffer(context_.get(), CL_MEM_READ_WRITE, bytes, nullptr, err);
+    }
+
     // Builds (or loads from the cache) one program.
     ProgramHandle build(const std::string& source, const std::string& options) {
+        // An injected build failure fires before the binary cache is looked at, so a warm cache cannot hide it.
+        if (fault::inject(fault::Kind::build)) fail(CL_BUILD_PROGRAM_FAILURE, "clBuildProgram (injected)", TCA_ERROR_KERNEL_BUILD);
         const std::string key = hex64(Fnv()
                                           .add(source)
                                           .add(options)
@@ -879,7 +898,8 @@ private:
         KernelHandle& k = prog.kernels[name];
         if (!k.get()) {
             cl_int err = CL_SUCCESS;
-            k = KernelHandle(clCreateKernel(prog.program.get(), name, &err));
+            k = KernelHandle(fault::inject(fault::Kind::build) ? (err = CL_INVALID_KERNEL, nullptr)
+                                                               : clCreateKernel(prog.program.get(), name, &err));
             if (err != CL_SUCCESS) fail(err, std::string("clCreateKernel ") + name + " from " + file, TCA_ERROR_KERNEL_BUILD);
         }
         return k.get();
@@ -1032,6 +1052,7 @@ ProgramCacheStats cache_stats(Device& dev) { return as_opencl(dev).cache_stats()
 void build_source(Device& dev, const std::string& source, const std::string& options) {
     as_opencl(dev).build_for_test(source, options);
 }
+void release_scratch(Device& dev) { as_opencl(dev).release_scratch(); }
 
 }  // namespace opencl_testing
 

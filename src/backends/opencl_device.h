@@ -19,5 +19,8 @@ struct ProgramCacheStats {
 ProgramCacheStats cache_stats(Device& dev);
 // Builds `source` with `options` exactly as a kernel program would be built (cache included).
 void build_source(Device& dev, const std::string& source, const std::string& options);
+// Frees the device's internal scratch buffers, so that later ops allocate them again as on a fresh
+// device (built programs stay). Fault-injection tests reuse one device.
+void release_scratch(Device& dev);
 
 }  // namespace tca::opencl_testing

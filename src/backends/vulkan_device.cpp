@@ -33,6 +33,7 @@
 #include "core/checked.h"
 #include "device/backends.h"
 #include "device/embedded.h"
+#include "device/fault_injection.h"
 #include "device/interop.h"
 
 namespace tca {
@@ -373,6 +374,7 @@ struct VkBuf final : BufferImpl {
     VkDeviceMemory memory = VK_NULL_HANDLE;
     unsigned char* mapped = nullptr;  // null: device-local only, reached through staging copies
     bool owned = true;                // false: the caller's VkBuffer (interop), never destroyed here
+    fault::LiveBuffer live{Api::vulkan};
     ~VkBuf() override {
         if (!owned) return;
         if (buffer) vkDestroyBuffer(ctx->device, buffer, nullptr);
@@ -645,6 +647,11 @@ public:
         VkBuffer b = VK_NULL_HANDLE;
         VK_CHECK(vkCreateBuffer(ctx_->device, &bci, nullptr, &b));  // never destroyed, on purpose
     }
+    void release_scratch() {
+        submit_and_wait();  // recorded commands may use them
+        scratch_.clear();
+        dummy_.reset();
+    }
 
 private:
     // ---- device setup ----------------------------------------------------------------------------
@@ -708,7 +715,9 @@ private:
         bci.size = std::max<size_t>((bytes + 3) & ~size_t(3), 16);  // zero-sized buffers are invalid
         bci.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
         bci.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
-        VK_CHECK(vkCreateBuffer(ctx_->device, &bci, nullptr, &b->buffer));
+        // Both calls may fail as a test injects (device/fault_injection.h); b's destructor frees what exists.
+        VK_CHECK(fault::inject(fault::Kind::alloc) ? VK_ERROR_OUT_OF_DEVICE_MEMORY
+                                                   : vkCreateBuffer(ctx_->device, &bci, nullptr, &b->buffer));
         VkMemoryRequirements req;
         vkGetBufferMemoryRequirements(ctx_->device, b->buffer, &req);
         const VkMemoryPropertyFlags DL = VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT,
@@ -728,7 +737,8 @@ private:
         VkMemoryAllocateInfo mai{VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO};
         mai.allocationSize = req.size;
         mai.memoryTypeIndex = uint32_t(type);
-        VkResult r = vkAllocateMemory(ctx_->device, &mai, nullptr, &b->memory);
+        VkResult r = fault::inject(fault::Kind::alloc) ? VK_ERROR_OUT_OF_DEVICE_MEMORY
+                                                       : vkAllocateMemory(ctx_->device, &mai, nullptr, &b->memory);
         if (r != VK_SUCCESS) fail(r, "vkAllocateMemory", TCA_ERROR_OUT_OF_MEMORY);
         VK_CHECK(vkBindBufferMemory(ctx_->device, b->buffer, b->memory, 0));
         const bool visible = pi_.mem.memoryTypes[type].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT;
@@ -935,7 +945,9 @@ private:
         ci.codeSize = size;
         ci.pCode = words.data();
         VkShaderModule m = VK_NULL_HANDLE;
-        const VkResult r = vkCreateShaderModule(ctx_->device, &ci, nullptr, &m);
+        // A driver's rejection, or a test's injected build failure (device/fault_injection.h).
+        const VkResult r = fault::inject(fault::Kind::build) ? VK_ERROR_INVALID_SHADER_NV
+                                                             : vkCreateShaderModule(ctx_->device, &ci, nullptr, &m);
         if (r != VK_SUCCESS) fail(r, ("vkCreateShaderModule(" + name + ")").c_str(), TCA_ERROR_KERNEL_BUILD);
         return m;
     }
@@ -985,7 +997,9 @@ private:
         ci.layout = pl;
         VkPipeline p = VK_NULL_HANDLE;
         const auto t0 = std::chrono::steady_clock::now();
-        const VkResult r = vkCreateComputePipelines(ctx_->device, cache_, 1, &ci, nullptr, &p);
+        // Injected failures fire whether or not the pipeline cache holds this pipeline.
+        const VkResult r = fault::inject(fault::Kind::build) ? VK_ERROR_INVALID_SHADER_NV
+                                                             : vkCreateComputePipelines(ctx_->device, cache_, 1, &ci, nullptr, &p);
         if (r != VK_SUCCESS) fail(r, ("vkCreateComputePipelines(" + key + ")").c_str(), TCA_ERROR_KERNEL_BUILD);
         if (log_pipelines_)  // driver compile times matter on CPU drivers: TCA_VULKAN_LOG_PIPELINES=1
             std::fprintf(stderr, "tca: vulkan pipeline %s built in %.0f ms\n", key.c_str(),
@@ -1539,6 +1553,7 @@ std::vector<std::string> validation_messages(uint64_t from) {
     return std::vector<std::string>(log.texts.begin() + std::ptrdiff_t(from), log.texts.end());
 }
 void record_validation_message(const char* text) { record_validation(text); }
+void release_scratch(Device& d) { as_vulkan(d).release_scratch(); }
 
 }  // namespace vulkan_testing
 

@@ -43,5 +43,8 @@ uint64_t validation_message_count();
 std::vector<std::string> validation_messages(uint64_t from);
 // For the messenger of a test's own VkInstance (interop): counts `text` as a message of this process.
 void record_validation_message(const char* text);
+// Frees the device's internal scratch buffers and the dummy binding, so that later ops allocate
+// them again as on a fresh device (compiled pipelines stay). Fault-injection tests reuse one device.
+void release_scratch(Device& dev);
 
 }  // namespace tca::vulkan_testing

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "device/backends.h"
+#include "device/fault_injection.h"
 
 namespace tca {
 
@@ -87,6 +88,7 @@ std::string default_device_name() {
 std::unique_ptr<Device> open_device(const std::string& requested) {
     const std::string name = requested.empty() ? default_device_name() : requested;
     require(is_listed(name), TCA_ERROR_DEVICE_NOT_FOUND, "no device named '" + name + "' (available: " + listed_names() + ")");
+    fault::arm_from_environment();  // a test hook (device/fault_injection.h); read here, never in ops
     if (name == "cpu") return make_cpu_device();
     if (int i = index_suffix(name, "opencl:"); i >= 0) return make_opencl_device(i, BackendOptions::from_environment());
     if (int i = index_suffix(name, "vulkan:"); i >= 0) return make_vulkan_device(i, BackendOptions::from_environment());

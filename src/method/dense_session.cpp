@@ -1,5 +1,8 @@
 // The dense baseline: the whole sequence stays in one K/V buffer; decode attends to all of it.
 #include "core/checked.h"
+#include <cstddef>
+#include <utility>
+
 #include "method/device_util.h"
 #include "method/session.h"
 
@@ -43,11 +46,22 @@ public:
         DecodeArgs a;
         a.q = q, a.o = o, a.k1 = k_, a.v1 = v_, a.n1 = t + 1;
         dev_.decode(a);
+        if (step_trace_) trace_n1_.push_back(t + 1);  // the one step that may throw (host memory) comes before the commit
         acc_.tokens_seen = acc_.ring = t + 1;
-        if (step_trace_) trace_n1_.push_back(t + 1);
     }
 
     const CacheAccount& account() const override { return acc_; }
+
+    Mark mark() const override {
+        Mark m;
+        m.acc = acc_;
+        m.steps = trace_n1_.size();
+        return m;
+    }
+    void rewind(Mark m) noexcept override {
+        acc_ = std::move(m.acc);
+        trace_n1_.erase(trace_n1_.begin() + std::ptrdiff_t(m.steps), trace_n1_.end());
+    }
     std::vector<int> device_global_lengths() override { return acc_.global; }
 
     AttentionTrace trace() override {

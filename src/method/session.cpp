@@ -1,6 +1,8 @@
 // What both sessions share: shape checks, the input-range bookkeeping and the host wrappers over
 // the device-resident calls.
 #include <algorithm>
+#include <iterator>
+#include <utility>
 
 #include "core/checked.h"
 #include "core/range.h"
@@ -51,17 +53,23 @@ HostTensor AttentionSession::prefill(const HostTensor& q, const HostTensor& k, c
     check_range(max_row_norm(q.data.data(), q.data.size() / size_t(std::max(1, q.dim)), q.dim), kn, vn, "prefill");
     const Tensor qd = upload_tensor(dev_, q), kd = upload_tensor(dev_, k, kv_dtype_), vd = upload_tensor(dev_, v, kv_dtype_);
     const Tensor o = alloc_tensor(dev_, s_.q_heads, q.tokens, s_.dim);
+    Mark m = mark();
     prefill_on_device(qd, kd, vd, o);
-    admit(kn, vn);
-    return download_tensor(dev_, o);
+    try {
+        HostTensor out = download_tensor(dev_, o);
+        admit(kn, vn);
+        return out;
+    } catch (...) {
+        rewind(std::move(m));  // the result is lost: so is the call
+        throw;
+    }
 }
 
 std::vector<float> AttentionSession::decode(const float* q, const float* k, const float* v) {
-    if (!step_[0].data) {
-        step_[0] = alloc_tensor(dev_, s_.q_heads, 1, s_.dim);
-        step_[1] = alloc_tensor(dev_, s_.kv_heads, 1, s_.dim, kv_dtype_);
-        step_[2] = alloc_tensor(dev_, s_.kv_heads, 1, s_.dim, kv_dtype_);
-        step_[3] = alloc_tensor(dev_, s_.q_heads, 1, s_.dim);
+    if (!step_[0].data) {  // all four or none: a failed allocation leaves none behind
+        Tensor s[4] = {alloc_tensor(dev_, s_.q_heads, 1, s_.dim), alloc_tensor(dev_, s_.kv_heads, 1, s_.dim, kv_dtype_),
+                       alloc_tensor(dev_, s_.kv_heads, 1, s_.dim, kv_dtype_), alloc_tensor(dev_, s_.q_heads, 1, s_.dim)};
+        std::move(std::begin(s), std::end(s), std::begin(step_));
     }
     const size_t q_elems = checked_product({s_.q_heads, s_.dim}, "decode q elements");
     const double kn = stored_norm(k, size_t(s_.kv_heads), s_.dim, kv_dtype_);
@@ -72,10 +80,16 @@ std::vector<float> AttentionSession::decode(const float* q, const float* k, cons
         write_row(dev_, Tensor{step_[1]}, h, 0, k + size_t(h) * s_.dim);
         write_row(dev_, Tensor{step_[2]}, h, 0, v + size_t(h) * s_.dim);
     }
-    decode_on_device(step_[0], step_[1], step_[2], step_[3]);
-    admit(kn, vn);
     std::vector<float> o(q_elems);
-    dev_.read(step_[3].data, o.data(), o.size() * 4);
+    Mark m = mark();
+    decode_on_device(step_[0], step_[1], step_[2], step_[3]);
+    try {
+        dev_.read(step_[3].data, o.data(), o.size() * 4);
+    } catch (...) {
+        rewind(std::move(m));  // the result is lost: so is the call
+        throw;
+    }
+    admit(kn, vn);
     return o;
 }
 

@@ -90,6 +90,18 @@ protected:
     // Checks the shapes of a prefill (tokens = P) or decode (one_token: tokens = 1) call.
     void check_call(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, bool one_token) const;
 
+    // Undo for the host wrappers, whose download can fail after the device call completed. A call
+    // writes the device only where the state it started from does not look (rows past the tail and
+    // past G, spare buffers), so restoring the host state it started from undoes it completely.
+    struct Mark {
+        CacheAccount acc;
+        int n1 = 0, cur = 0, n2_cur = 0, prompt = 0;
+        bool sparse_prefill = false;
+        size_t steps = 0;  // trace entries
+    };
+    virtual Mark mark() const = 0;
+    virtual void rewind(Mark m) noexcept = 0;
+
     Device& dev_;
     AttnShape s_;
     DType kv_dtype_;

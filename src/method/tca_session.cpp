@@ -2,14 +2,22 @@
 //
 // Device state per KV head:
 //   G (g_k_, g_v_): the global store, capacity = every token the session may see, with its length
-//     in n2_ (int32 [Hkv], grown on the device by gather's dst_len) and each row's position in
-//     g_pos_ (int32 [Hkv, capacity]) for reporting;
+//     in n2_[n2_cur_] (int32 [Hkv], grown on the device by gather's dst_len into the other n2_
+//     buffer) and each row's position in g_pos_ (int32 [Hkv, capacity]) for reporting;
 //   the window buffer (win_[cur_]): rows [0, n1_) hold the uncompressed tail, oldest first —
 //     the pending block (rows [0, n1_ - w) once the ring is full) followed by the ring. It has
 //     w + b rows: when it fills, this step's attention also returns the eviction scores of the
 //     first b rows, the best t_dec of them are appended to G, and the last w rows move down into
 //     the other window buffer (ping-pong: gather's source and destination must not overlap).
+//
+// Failure atomicity: a call that throws (an allocation or a kernel build failing at any op) leaves
+// the session as it was. Every device write of a call goes where the committed state does not look:
+// rows past the window's tail n1_, rows past G's lengths, the spare window buffer, the spare n2_
+// buffer. The host state — and which buffers are current — changes only in the call's last lines,
+// which cannot throw. A retried call then does exactly what the first attempt would have done.
 #include <algorithm>
+#include <cstddef>
+#include <utility>
 
 #include "core/checked.h"
 #include "method/candidates.h"
@@ -39,7 +47,7 @@ public:
         g_k_ = alloc_tensor(dev, s.kv_heads, capacity, s.dim, dt);
         g_v_ = alloc_tensor(dev, s.kv_heads, capacity, s.dim, dt);
         g_pos_ = alloc_zeros(dev, checked_product({s.kv_heads, capacity}, "global-store position elements"));
-        n2_ = alloc_zeros(dev, s.kv_heads);
+        for (auto& n : n2_) n = alloc_zeros(dev, s.kv_heads);
         for (auto& buf : win_)
             for (auto& kv : buf) kv = alloc_tensor(dev, s.kv_heads, wb, s.dim, dt);
         probs_ = alloc_zeros(dev, checked_product({s.kv_heads, p.block}, "eviction score elements"));
@@ -59,6 +67,8 @@ public:
         require(P <= capacity_, TCA_ERROR_INVALID_ARGUMENT, "prompt longer than the session's capacity");
         PrefillArgs a;
         a.q = qd, a.k = kd, a.v = vd, a.o = o;
+        std::vector<int> global(s_.kv_heads, 0);
+        std::vector<std::vector<int>> kept(s_.kv_heads);
         if (P > w) {
             // Spec Phase 2 over the global region [0, P - w).
             const int n_global = P - w;
@@ -71,26 +81,29 @@ public:
             GatherArgs g;
             g.src_k = kd, g.src_v = vd, g.dst_k = g_k_, g.dst_v = g_v_;
             g.idx = sel.idx, g.idx_stride = sel.idx_stride, g.count = sel.count;
-            g.dst_len = n2_, g.pos_out = g_pos_, g.pos_stride = capacity_;
+            g.dst_len = n2_[1 - n2_cur_], g.pos_out = g_pos_, g.pos_stride = capacity_;
             dev_.gather(g);
             const auto counts = read_ints(dev_, sel.count, s_.kv_heads);
             const auto idx = read_ints(dev_, sel.idx, checked_product({s_.kv_heads, sel.idx_stride}, "kept index elements"));
-            prefill_kept_.assign(s_.kv_heads, {});
             for (int h = 0; h < s_.kv_heads; ++h) {
-                acc_.global[h] = counts[h];
-                prefill_kept_[h].assign(idx.begin() + size_t(h) * sel.idx_stride,
-                                        idx.begin() + size_t(h) * sel.idx_stride + counts[h]);
+                global[h] = counts[h];
+                kept[h].assign(idx.begin() + size_t(h) * sel.idx_stride, idx.begin() + size_t(h) * sel.idx_stride + counts[h]);
             }
         } else {
             dev_.prefill(a);  // nothing outside the window: dense, nothing dropped
         }
-        n1_ = std::min(P, w);
+        const int n1 = std::min(P, w);
         GatherArgs g;
         g.src_k = kd, g.src_v = vd, g.dst_k = win_[cur_][0], g.dst_v = win_[cur_][1];
-        g.src_row0 = P - n1_, g.uniform_count = n1_;
+        g.src_row0 = P - n1, g.uniform_count = n1;
         dev_.gather(g);
+        // Commit (nothing below throws).
+        if (P > w) n2_cur_ = 1 - n2_cur_;
+        acc_.global = std::move(global);
+        prefill_kept_ = std::move(kept);
+        n1_ = n1;
         acc_.tokens_seen = P;
-        acc_.ring = n1_;
+        acc_.ring = n1;
         acc_.pending = 0;
         prompt_ = P;
         sparse_prefill_ = P > w;
@@ -102,32 +115,64 @@ public:
         require(t < capacity_, TCA_ERROR_INVALID_ARGUMENT, "decode past the session's capacity");
         const Tensor& wk = win_[cur_][0];
         const Tensor& wv = win_[cur_][1];
-        // Token t joins the ring; if the ring held w tokens its oldest is now pending (same rows).
+        // Token t joins the ring at row n1_ (past the committed tail); if the ring held w tokens its
+        // oldest is now pending (same rows).
         GatherArgs g;
         g.src_k = k, g.src_v = v, g.dst_k = row_view(wk, n1_), g.dst_v = row_view(wv, n1_), g.uniform_count = 1;
         dev_.gather(g);
-        ++n1_;
-        const bool compress = n1_ == w + b;  // pending holds b tokens after this step's attention
+        const int n1 = n1_ + 1;
+        const bool compress = n1 == w + b;  // pending holds b tokens after this step's attention
         DecodeArgs a;
-        a.q = q, a.o = o, a.k1 = wk, a.v1 = wv, a.n1 = n1_;
-        a.k2 = g_k_, a.v2 = g_v_, a.n2 = n2_;
+        a.q = q, a.o = o, a.k1 = wk, a.v1 = wv, a.n1 = n1;
+        a.k2 = g_k_, a.v2 = g_v_, a.n2 = n2_[n2_cur_];
         if (compress) a.probs = probs_, a.probs_n = b;
         dev_.decode(a);
-        // What this query saw (the G prefix and the tail), for the trace.
+        // What this query saw (the G prefix and the tail), for the trace (only with step tracing on);
+        // room made now so that the commit cannot fail.
+        std::vector<int> seen;
         if (step_trace_) {
-            step_n2_.push_back(acc_.global);
-            step_n1_.push_back(n1_);
+            seen = acc_.global;
+            make_room(step_n2_);
+            make_room(step_n1_);
+        }
+        if (compress) compress_pending(t, n1);
+        // Commit (nothing below throws).
+        if (step_trace_) {
+            step_n2_.push_back(std::move(seen));
+            step_n1_.push_back(n1);
         }
         acc_.tokens_seen = t + 1;
+        if (compress) {
+            cur_ = 1 - cur_;
+            n2_cur_ = 1 - n2_cur_;
+            n1_ = w;
+            for (int h = 0; h < s_.kv_heads; ++h) acc_.global[h] += std::min(t_dec_[h], b);
+        } else {
+            n1_ = n1;
+        }
         acc_.ring = std::min(n1_, w);
         acc_.pending = n1_ - acc_.ring;
-        if (compress) evict_pending(t);
     }
 
     const CacheAccount& account() const override { return acc_; }
 
+    Mark mark() const override {
+        Mark m;
+        m.acc = acc_;
+        m.n1 = n1_, m.cur = cur_, m.n2_cur = n2_cur_, m.prompt = prompt_, m.sparse_prefill = sparse_prefill_;
+        m.steps = step_n1_.size();
+        return m;
+    }
+    void rewind(Mark m) noexcept override {
+        acc_ = std::move(m.acc);
+        n1_ = m.n1, cur_ = m.cur, n2_cur_ = m.n2_cur, prompt_ = m.prompt, sparse_prefill_ = m.sparse_prefill;
+        step_n1_.erase(step_n1_.begin() + std::ptrdiff_t(m.steps), step_n1_.end());
+        step_n2_.erase(step_n2_.begin() + std::ptrdiff_t(m.steps), step_n2_.end());
+        if (acc_.tokens_seen == 0) prefill_kept_.clear();  // back before the prompt
+    }
+
     std::vector<int> device_global_lengths() override {
-        const auto n = read_ints(dev_, n2_, s_.kv_heads);
+        const auto n = read_ints(dev_, n2_[n2_cur_], s_.kv_heads);
         return std::vector<int>(n.begin(), n.end());
     }
 
@@ -168,41 +213,45 @@ public:
     }
 
 private:
-    // Compression of the pending block (rows [0, b) of the window buffer) after step t's attention:
-    // keep the top t_dec per head by this step's probabilities (select's tie rule: lower row
-    // first), append them to G in position order, and shift the ring's w rows down.
-    void evict_pending(int t) {
+    // Capacity for one more element, grown geometrically (push_back after it cannot throw).
+    template <class T>
+    static void make_room(std::vector<T>& v) {
+        if (v.size() == v.capacity()) v.reserve(std::max<size_t>(16, 2 * v.capacity()));
+    }
+
+    // Compression of the pending block (rows [0, b) of the window buffer, whose tail now has n1
+    // rows) after step t's attention: keep the top t_dec per head by this step's probabilities
+    // (select's tie rule: lower row first), append them to G in position order, and shift the
+    // ring's w rows down. Writes only the spare buffers (G's new lengths into the other n2_, the
+    // ring into the other window buffer); the caller commits by switching to them.
+    void compress_pending(int t, int n1) {
         const int w = params_.window, b = params_.block;
         SelectArgs sa;
         sa.s = probs_, sa.heads = s_.kv_heads, sa.s_stride = b, sa.n_global = b, sa.block = b;
         sa.order = zero_order_, sa.budget = dec_budget_, sa.idx = dec_idx_, sa.idx_stride = b, sa.count = dec_count_;
         dev_.select(sa);
-        const int row0_pos = t - n1_ + 1;  // position of window row 0
+        const int row0_pos = t - n1 + 1;  // position of window row 0
         GatherArgs g;
         g.src_k = win_[cur_][0], g.src_v = win_[cur_][1], g.dst_k = g_k_, g.dst_v = g_v_;
         g.idx = dec_idx_, g.idx_stride = b, g.count = dec_count_;
-        g.dst_off = n2_, g.dst_len = n2_;  // append: offsets are read before lengths are written
+        g.dst_off = n2_[n2_cur_], g.dst_len = n2_[1 - n2_cur_];  // append past G's committed lengths
         g.pos_out = g_pos_, g.pos_stride = capacity_, g.pos_base = row0_pos;
         dev_.gather(g);
         GatherArgs m;
         m.src_k = win_[cur_][0], m.src_v = win_[cur_][1], m.dst_k = win_[1 - cur_][0], m.dst_v = win_[1 - cur_][1];
         m.src_row0 = b, m.uniform_count = w;
         dev_.gather(m);
-        cur_ = 1 - cur_;
-        n1_ = w;
-        for (int h = 0; h < s_.kv_heads; ++h) acc_.global[h] += std::min(t_dec_[h], b);
-        acc_.ring = w;
-        acc_.pending = 0;
     }
 
     TcaParams params_;
     std::vector<std::vector<double>> p_star_;
     std::vector<int> K_, t_dec_;
-    int capacity_ = 0, prompt_ = 0, n1_ = 0, cur_ = 0;
+    int capacity_ = 0, prompt_ = 0, n1_ = 0, cur_ = 0, n2_cur_ = 0;
     bool sparse_prefill_ = false;
     Tensor g_k_, g_v_;
     Tensor win_[2][2];  // [buffer][k, v]
-    BufView g_pos_, n2_, probs_, zero_order_, dec_budget_, dec_idx_, dec_count_;
+    BufView n2_[2];  // G's lengths: the current one and the spare a call writes into
+    BufView g_pos_, probs_, zero_order_, dec_budget_, dec_idx_, dec_count_;
     CacheAccount acc_;
     std::vector<std::vector<int>> prefill_kept_, step_n2_;
     std::vector<int> step_n1_;
