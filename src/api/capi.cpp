@@ -184,10 +184,13 @@ TCA_API tca_status tca_tensor_create(tca_context* ctx, tca_dtype dtype, int head
                 "tensor shape [" + std::to_string(heads) + ", " + std::to_string(tokens) + ", " + std::to_string(dim) +
                     "] is empty or negative");
         const DType dt = dtype == TCA_F32 ? DType::f32 : DType::f16;
-        const unsigned long long bytes = 1ull * heads * tokens * dim * dtype_size(dt);
+        // Allocated by heads: past the device's largest buffer the tensor is split between heads
+        // (device/split_device.h). The GQA group it will meet is unknown here (align 0).
+        const size_t head_bytes = size_t(tokens) * size_t(dim) * dtype_size(dt);  // < 2^64: each factor < 2^31
         auto t = std::make_unique<tca_tensor>();
         t->ctx = ctx;
-        t->t = Tensor::contiguous(BufView{ctx->device->alloc(bytes), 0}, dt, heads, tokens, dim);
+        t->t = Tensor::contiguous(BufView{ctx->device->alloc_heads(size_t(heads), head_bytes, 0), 0}, dt, heads, tokens,
+                                  dim);
         *out = t.release();
     });
 }

@@ -33,7 +33,7 @@ namespace {
 
 std::vector<std::vector<float>> colsum_on_device(Device& dev, const Tensor& q, const Tensor& k) {
     const int L = k.tokens;
-    BufView c = alloc_zeros(dev, size_t(k.heads) * L);
+    BufView c = alloc_zero_rows(dev, k.heads, size_t(L));
     ColsumArgs ca;
     ca.q = q, ca.k = k, ca.c = c, ca.c_stride = L;
     dev.colsum(ca);
@@ -46,7 +46,8 @@ std::vector<std::vector<float>> colsum_on_device(Device& dev, const Tensor& q, c
 }  // namespace
 
 std::vector<std::vector<float>> received_attention(Device& dev, const HostTensor& q, const HostTensor& k) {
-    return colsum_on_device(dev, upload_tensor(dev, q), upload_tensor(dev, k));
+    return colsum_on_device(dev, upload_tensor(dev, q, DType::f32, k.heads > 0 ? q.heads / k.heads : 1),
+                            upload_tensor(dev, k));
 }
 
 std::vector<HeadCalibration> calibrate_layer(Device& dev, const TcaParams& params, const std::vector<Candidate>& grid,
@@ -59,7 +60,7 @@ std::vector<HeadCalibration> calibrate_layer(Device& dev, const TcaParams& param
             "window " + std::to_string(params.window) + " covers the whole calibration sequence of " + std::to_string(L) +
                 " tokens: nothing to select; use a longer sequence or a smaller --window");
     const int n_global = L - params.window;
-    const Tensor qd = upload_tensor(dev, q), kd = upload_tensor(dev, k);
+    const Tensor qd = upload_tensor(dev, q, DType::f32, q.heads / H), kd = upload_tensor(dev, k);
     const auto c = colsum_on_device(dev, qd, kd);
     const BlockRanking r = rank_blocks(dev, qd, kd, n_global, params.block, float(params.alpha));
     const std::vector<int> K = keep_counts(params.block);

@@ -22,8 +22,11 @@ void AttentionSession::check_call(const Tensor& q, const Tensor& k, const Tensor
 }
 
 HostTensor AttentionSession::prefill(const HostTensor& q, const HostTensor& k, const HostTensor& v) {
-    const Tensor qd = upload_tensor(dev_, q), kd = upload_tensor(dev_, k, kv_dtype_), vd = upload_tensor(dev_, v, kv_dtype_);
-    const Tensor o = alloc_tensor(dev_, s_.q_heads, q.tokens, s_.dim);
+    // Query-shaped tensors split (if they must) at GQA-group boundaries, so no group straddles buffers.
+    const int group = s_.q_heads / s_.kv_heads;
+    const Tensor qd = upload_tensor(dev_, q, DType::f32, group), kd = upload_tensor(dev_, k, kv_dtype_),
+                 vd = upload_tensor(dev_, v, kv_dtype_);
+    const Tensor o = alloc_tensor(dev_, s_.q_heads, q.tokens, s_.dim, DType::f32, group);
     prefill_on_device(qd, kd, vd, o);
     return download_tensor(dev_, o);
 }
