@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "api/handles.h"
+#include "cli_run.h"
 #include "core/half.h"
 #include "device/head_ranges.h"
 #include "harness.h"
@@ -32,7 +33,11 @@ struct CtxDeleter {
 struct TensorDeleter {
     void operator()(tca_tensor* t) const { tca_tensor_destroy(t); }
 };
+struct CacheDeleter {
+    void operator()(tca_cache* c) const { tca_cache_destroy(c); }
+};
 using Ctx = std::unique_ptr<tca_context, CtxDeleter>;
+using Cache = std::unique_ptr<tca_cache, CacheDeleter>;
 using Tens = std::unique_ptr<tca_tensor, TensorDeleter>;
 
 // A context whose device allocates no buffer above `limit` bytes (0: the device's own limit).
@@ -80,7 +85,7 @@ std::vector<float> fetch(const tca_tensor* t) {
     return out;
 }
 
-bool split_tensor(const tca_tensor* t) { return is_split(t->t.data); }
+bool split_tensor(const tca_tensor* t) { return t != nullptr && is_split(t->t.data); }
 
 // Rows [r0, r0 + n) of every head of a [heads, total, d] host array, head-major.
 std::vector<float> rows_of(const std::vector<float>& x, int heads, int total, int d, int r0, int n) {
@@ -136,13 +141,16 @@ Outcome::Cache run_cache(tca_context* ctx, const Shape& s, const tca_profile* pr
                          const std::vector<float>& k, const std::vector<float>& v) {
     const int T = s.prompt + s.steps, P = s.prompt;
     Outcome::Cache r;
-    tca_cache* cache = nullptr;
-    EXPECT_EQ(tca_cache_create(ctx, prof, 0, s.hq, s.hkv, s.d, s.kv, T, &cache), TCA_OK) << tca_last_error();
+    tca_cache* c = nullptr;
+    EXPECT_EQ(tca_cache_create(ctx, prof, 0, s.hq, s.hkv, s.d, s.kv, T, &c), TCA_OK) << tca_last_error();
+    Cache owner(c);
+    tca_cache* cache = owner.get();
     if (!cache) return r;
     Tens tq = make(ctx, TCA_F32, s.hq, P, s.d, rows_of(q, s.hq, T, s.d, 0, P));
     Tens tk = make(ctx, s.kv, s.hkv, P, s.d, rows_of(k, s.hkv, T, s.d, 0, P));
     Tens tv = make(ctx, s.kv, s.hkv, P, s.d, rows_of(v, s.hkv, T, s.d, 0, P));
     Tens to = make(ctx, TCA_F32, s.hq, P, s.d, {});
+    if (!tq || !tk || !tv || !to) return r;
     EXPECT_EQ(tca_cache_prefill(cache, tq.get(), tk.get(), tv.get(), to.get()), TCA_OK) << tca_last_error();
     r.prefill = fetch(to.get());
     Tens q1 = make(ctx, TCA_F32, s.hq, 1, s.d, {}), k1 = make(ctx, s.kv, s.hkv, 1, s.d, {}),
@@ -171,7 +179,6 @@ Outcome::Cache run_cache(tca_context* ctx, const Shape& s, const tca_profile* pr
         pos.resize(size_t(n));
         r.kept.push_back(pos);
     }
-    tca_cache_destroy(cache);
     return r;
 }
 
@@ -191,6 +198,7 @@ Outcome run_all(const std::string& dev, const Shape& s, uint64_t limit) {
     Tens tk = make(ctx.get(), s.kv, s.hkv, P, s.d, rows_of(k, s.hkv, T, s.d, 0, P));
     Tens tv = make(ctx.get(), s.kv, s.hkv, P, s.d, rows_of(v, s.hkv, T, s.d, 0, P));
     Tens to = make(ctx.get(), TCA_F32, s.hq, P, s.d, {});
+    if (!tq || !tk || !tv || !to) return r;
     r.q_split = split_tensor(tq.get());
     EXPECT_EQ(tca_dense_prefill(ctx.get(), tq.get(), tk.get(), tv.get(), to.get(), 0.f), TCA_OK) << tca_last_error();
     r.dense_prefill = fetch(to.get());
@@ -347,12 +355,56 @@ TEST(BufferSplitLimits, SplitTensorRoundTripsAndRejectsWrongSizes) {
     expect_bits(fetch(t.get()), x, "unchanged by the failed upload");
 }
 
+// ---- the CLI under a forced limit ----------------------------------------------------------------
+
+// `tca calibrate`, `tca attend` (TCA and dense) write the same bytes with every buffer split
+// (TCA_MAX_BUFFER_BYTES: one head per buffer), and `tca bench` runs.
+TEST(BufferSplitCli, CalibrateAttendAndBenchUnderAForcedLimit) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::temp_directory_path() / ("tca_split_cli_" + std::to_string(getpid()));
+    fs::create_directories(dir);
+    const std::string w = (dir / "w").string();
+    // 4 heads x 600 tokens x 32: 76800 bytes a head; 100000 holds one head, not two.
+    auto r = run_cli("synth --kind mix --heads 4 --kv-heads 4 --len 600 --dim 32 --seed 3 --out-dir " + w);
+    ASSERT_EQ(r.code, 0) << r.output;
+    const std::string qkv = " --q " + w + "/q.npy --k " + w + "/k.npy --v " + w + "/v.npy";
+    auto bytes_of = [](const fs::path& p) { return slurp(p.string()); };
+    for (const auto& dev : split_devices()) {
+        for (const char* limit : {"", "100000"}) {
+            const std::string tag = (dir / (safe_name(dev) + "_" + (*limit ? "split" : "whole"))).string();
+            if (*limit) setenv("TCA_MAX_BUFFER_BYTES", limit, 1);
+            r = run_cli("calibrate --q " + w + "/q.npy --k " + w + "/k.npy --block 16 --window 64 --device " + dev +
+                        " --out " + tag + "_p.json");
+            EXPECT_EQ(r.code, 0) << r.output;
+            r = run_cli("attend" + qkv + " --profile " + tag + "_p.json --device " + dev + " --decode-steps 50 --out " +
+                        tag + "_o.npy --selection " + tag + "_s.npy");
+            EXPECT_EQ(r.code, 0) << r.output;
+            r = run_cli("attend" + qkv + " --dense --device " + dev + " --decode-steps 50 --out " + tag + "_d.npy");
+            EXPECT_EQ(r.code, 0) << r.output;
+            unsetenv("TCA_MAX_BUFFER_BYTES");
+        }
+        const std::string whole = (dir / (safe_name(dev) + "_whole")).string(),
+                          split = (dir / (safe_name(dev) + "_split")).string();
+        for (const char* f : {"_p.json", "_o.npy", "_s.npy", "_d.npy"}) {
+            EXPECT_FALSE(bytes_of(whole + f).empty()) << dev << f;
+            EXPECT_TRUE(bytes_of(whole + f) == bytes_of(split + f)) << dev << f << " differs when split";
+        }
+    }
+    setenv("TCA_MAX_BUFFER_BYTES", "40000", 1);  // 2 heads x 256 x 32 f32 = 65536 bytes of Q: split
+    r = run_cli("bench --device cpu --lengths 192,256 --heads 2 --kv-heads 1 --dim 32 --window 64 --block 16 "
+                "--keep 0.25 --runs 1 --warmup 0 --calib-length 128 --json " + (dir / "b.json").string());
+    unsetenv("TCA_MAX_BUFFER_BYTES");
+    EXPECT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(slurp((dir / "b.json").string()).find("\"records\""), std::string::npos);
+    fs::remove_all(dir);
+}
+
 // ---- lavapipe's real limit ----------------------------------------------------------------------
 
 // The case: 32 query / 8 KV heads at d = 128, with f32 Q larger than the device's largest
 // buffer (lavapipe: maxStorageBufferRange = 128 MiB, so Q of 8448 tokens is 132 MiB). A TCA cache
-// prefill and a dense decode step run; each half of the heads run alone (their Q fits one buffer)
-// gives the same bits, since heads are independent.
+// prefill and a decode step run; the second half of the heads run alone (their Q fits one buffer)
+// gives the same bits, since heads are independent. Before the split this was OUT_OF_MEMORY.
 TEST(BufferSplitRealLimit, QueryPastTheDevicesLargestBuffer) {
     std::string dev;
     uint64_t limit = 0;
@@ -373,7 +425,7 @@ TEST(BufferSplitRealLimit, QueryPastTheDevicesLargestBuffer) {
     tca_params params{};
     params.struct_size = sizeof params;
     tca_params_init(&params);
-    params.window = 64, params.block = 64;
+    params.window = 16, params.block = 1024;  // little attention work: the test is about the buffers
 
     // Prefill output, one decode step's output and the kept positions of KV heads [kv0, kv0 + nkv).
     struct Run {
@@ -386,9 +438,11 @@ TEST(BufferSplitRealLimit, QueryPastTheDevicesLargestBuffer) {
         Run r;
         tca_profile* prof = nullptr;
         EXPECT_EQ(tca_profile_fixed(&params, 1, nq, nkv, d, 0.02, &prof), TCA_OK) << tca_last_error();
-        tca_cache* cache = nullptr;
-        EXPECT_EQ(tca_cache_create(ctx.get(), prof, 0, nq, nkv, d, TCA_F32, T, &cache), TCA_OK) << tca_last_error();
+        tca_cache* c = nullptr;
+        EXPECT_EQ(tca_cache_create(ctx.get(), prof, 0, nq, nkv, d, TCA_F32, T, &c), TCA_OK) << tca_last_error();
         tca_profile_destroy(prof);
+        Cache owner(c);
+        tca_cache* cache = owner.get();
         if (!cache) return r;
         // Rows [r0, r0 + rows) of heads [h0, h0 + n) of a [heads, T, d] array.
         auto heads = [&](const std::vector<float>& x, int h0, int n, int r0, int rows) {
@@ -400,7 +454,8 @@ TEST(BufferSplitRealLimit, QueryPastTheDevicesLargestBuffer) {
             Tens tk = make(ctx.get(), TCA_F32, nkv, L, d, heads(k, kv0, nkv, 0, L));
             Tens tv = make(ctx.get(), TCA_F32, nkv, L, d, heads(v, kv0, nkv, 0, L));
             Tens to = make(ctx.get(), TCA_F32, nq, L, d, {});
-            r.q_split = tq && split_tensor(tq.get());
+            if (!tq || !tk || !tv || !to) return r;
+            r.q_split = split_tensor(tq.get());
             EXPECT_EQ(tca_cache_prefill(cache, tq.get(), tk.get(), tv.get(), to.get()), TCA_OK) << tca_last_error();
             r.prefill = fetch(to.get());
         }
@@ -417,22 +472,17 @@ TEST(BufferSplitRealLimit, QueryPastTheDevicesLargestBuffer) {
             pos.resize(size_t(n));
             r.kept.push_back(pos);
         }
-        tca_cache_destroy(cache);
         return r;
     };
     const Run all = run(0, hkv);
     EXPECT_TRUE(all.q_split) << "Q of " << uint64_t(hq) * L * d * 4 << " bytes on a " << limit << "-byte device";
-    for (int half = 0; half < 2; ++half) {
-        const Run part = run(half * hkv / 2, hkv / 2);
-        EXPECT_FALSE(part.q_split);
-        const size_t pre = size_t(hq / 2) * L * d, dec = size_t(hq / 2) * d;
-        expect_bits(std::vector<float>(all.prefill.begin() + half * pre, all.prefill.begin() + (half + 1) * pre),
-                    part.prefill, "prefill of half " + std::to_string(half));
-        expect_bits(std::vector<float>(all.decode.begin() + half * dec, all.decode.begin() + (half + 1) * dec),
-                    part.decode, "decode of half " + std::to_string(half));
-        for (int h = 0; h < hkv / 2; ++h)
-            EXPECT_EQ(all.kept[size_t(half * hkv / 2 + h)], part.kept[size_t(h)]) << "kept positions, half " << half;
-    }
+    // The second half of the heads alone: its Q fits one buffer.
+    const Run part = run(hkv / 2, hkv / 2);
+    EXPECT_FALSE(part.q_split);
+    const size_t pre = size_t(hq / 2) * L * d, dec = size_t(hq / 2) * d;
+    expect_bits(std::vector<float>(all.prefill.begin() + pre, all.prefill.end()), part.prefill, "prefill of heads 16..31");
+    expect_bits(std::vector<float>(all.decode.begin() + dec, all.decode.end()), part.decode, "decode of heads 16..31");
+    for (int h = 0; h < hkv / 2; ++h) EXPECT_EQ(all.kept[size_t(hkv / 2 + h)], part.kept[size_t(h)]) << "kept positions";
 }
 
 }  // namespace

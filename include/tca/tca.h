@@ -108,7 +108,9 @@ TCA_API tca_status tca_context_device_info(const tca_context* ctx, tca_device_in
 typedef struct tca_tensor tca_tensor;
 
 /* A dense [heads, tokens, dim] tensor in device memory, contiguous (token_stride = dim,
- * head_stride = tokens * dim). */
+ * head_stride = tokens * dim).  One larger than the device's largest buffer (max_allocation) is
+ * stored across several buffers of whole heads, transparently; TCA_ERROR_OUT_OF_MEMORY only when a
+ * single head exceeds max_allocation. */
 TCA_API tca_status tca_tensor_create(tca_context* ctx, tca_dtype dtype, int heads, int tokens, int dim,
                                      tca_tensor** out);
 TCA_API tca_status tca_tensor_destroy(tca_tensor* t);
