@@ -330,6 +330,17 @@ TEST(BufferSplitLimits, OneHeadPastTheLimitIsOutOfMemory) {
     tca_tensor_destroy(t);
 }
 
+TEST(BufferSplitLimits, TensorPastTheDeviceMemoryFailsAtOnce) {
+    // Heads of 512 MiB fit the reference's 4 GiB buffers, but 64 of them are past its 16 GiB: an
+    // error before any piece is allocated, not an attempt to take 32 GiB of host memory.
+    Ctx ctx = open_ctx("cpu", 0);
+    ASSERT_TRUE(ctx);
+    tca_tensor* t = nullptr;
+    EXPECT_EQ(tca_tensor_create(ctx.get(), TCA_F32, 64, 1 << 20, 128, &t), TCA_ERROR_OUT_OF_MEMORY);
+    EXPECT_EQ(t, nullptr);
+    EXPECT_NE(std::string(tca_last_error()).find("memory of"), std::string::npos) << tca_last_error();
+}
+
 TEST(BufferSplitLimits, BadLimitIsRejectedAtContextCreation) {
     for (const char* bad : {"0", "-5", "12k", "99999999999999999999"}) {
         setenv("TCA_MAX_BUFFER_BYTES", bad, 1);

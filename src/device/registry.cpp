@@ -32,7 +32,8 @@ int index_suffix(const std::string& name, const std::string& prefix) {
 // TCA_MAX_BUFFER_BYTES: a positive decimal byte count.
 uint64_t parse_buffer_bytes(const std::string& v) {
     uint64_t n = 0;
-    bool ok = !v.empty() && v.size() <= 19 && std::all_of(v.begin(), v.end(), ::isdigit);
+    bool ok = !v.empty() && v.size() <= 19 &&
+              std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (ok) n = std::stoull(v);
     require(ok && n > 0, TCA_ERROR_INVALID_ARGUMENT,
             "TCA_MAX_BUFFER_BYTES='" + v + "' is not a positive number of bytes");

@@ -72,6 +72,10 @@ public:
                 "one head of " + std::to_string(head_bytes) + " bytes (of a " + std::to_string(total) +
                     "-byte tensor) exceeds " + info_.name + "'s largest buffer of " + std::to_string(limit) +
                     " bytes; tensors are split across buffers only between heads");
+        // Split, a tensor is bounded by the device's memory instead: fail before allocating piece after piece.
+        require(info_.global_memory == 0 || total <= info_.global_memory, TCA_ERROR_OUT_OF_MEMORY,
+                "a tensor of " + std::to_string(total) + " bytes exceeds " + info_.name + "'s memory of " +
+                    std::to_string(info_.global_memory) + " bytes");
         const size_t per = heads_per_piece(heads, size_t(limit / head_bytes), align);
         auto sb = std::make_shared<SplitBuffer>();
         for (size_t h = 0; h < heads; h += per)
