@@ -414,8 +414,8 @@ TEST(BufferSplitCli, CalibrateAttendAndBenchUnderAForcedLimit) {
 
 // The case: 32 query / 8 KV heads at d = 128, with f32 Q larger than the device's largest
 // buffer (lavapipe: maxStorageBufferRange = 128 MiB, so Q of 8448 tokens is 132 MiB). A TCA cache
-// prefill and a decode step run; the second half of the heads run alone (their Q fits one buffer)
-// gives the same bits, since heads are independent. Before the split this was OUT_OF_MEMORY.
+// prefill and a decode step run; the last GQA group run alone (its Q fits one buffer) gives the
+// same bits, since heads are independent. Before the split this was OUT_OF_MEMORY.
 TEST(BufferSplitRealLimit, QueryPastTheDevicesLargestBuffer) {
     std::string dev;
     uint64_t limit = 0;
@@ -429,7 +429,6 @@ TEST(BufferSplitRealLimit, QueryPastTheDevicesLargestBuffer) {
     const int hq = 32, hkv = 8, d = 128;
     int L = 256;
     while (uint64_t(hq) * L * d * 4 <= limit) L += 256;
-    ASSERT_LE(uint64_t(hq / 2) * L * d * 4, limit) << "half the heads must fit one buffer for the comparison";
     const int T = L + 1;  // a prompt of L tokens, then one decode step
     const auto q = randn(size_t(hq) * T * d, 21), k = randn(size_t(hkv) * T * d, 22), v = randn(size_t(hkv) * T * d, 23);
     Ctx ctx = open_ctx(dev, 0);
@@ -487,13 +486,15 @@ TEST(BufferSplitRealLimit, QueryPastTheDevicesLargestBuffer) {
     };
     const Run all = run(0, hkv);
     EXPECT_TRUE(all.q_split) << "Q of " << uint64_t(hq) * L * d * 4 << " bytes on a " << limit << "-byte device";
-    // The second half of the heads alone: its Q fits one buffer.
-    const Run part = run(hkv / 2, hkv / 2);
+    // The last GQA group alone (KV head 7, query heads 28..31): its Q fits one buffer.
+    const Run part = run(hkv - 1, 1);
     EXPECT_FALSE(part.q_split);
-    const size_t pre = size_t(hq / 2) * L * d, dec = size_t(hq / 2) * d;
-    expect_bits(std::vector<float>(all.prefill.begin() + pre, all.prefill.end()), part.prefill, "prefill of heads 16..31");
-    expect_bits(std::vector<float>(all.decode.begin() + dec, all.decode.end()), part.decode, "decode of heads 16..31");
-    for (int h = 0; h < hkv / 2; ++h) EXPECT_EQ(all.kept[size_t(hkv / 2 + h)], part.kept[size_t(h)]) << "kept positions";
+    const int g = hq / hkv;
+    const size_t pre = size_t(hq - g) * L * d, dec = size_t(hq - g) * d;
+    expect_bits(std::vector<float>(all.prefill.begin() + pre, all.prefill.end()), part.prefill, "prefill of the last group");
+    expect_bits(std::vector<float>(all.decode.begin() + dec, all.decode.end()), part.decode, "decode of the last group");
+    ASSERT_EQ(part.kept.size(), 1u);
+    EXPECT_EQ(all.kept.back(), part.kept[0]) << "kept positions of the last KV head";
 }
 
 }  // namespace
