@@ -126,8 +126,9 @@ TCA_API tca_status tca_context_device_info(const tca_context* ctx, tca_device_in
 typedef struct tca_tensor tca_tensor;
 
 /* A dense [heads, tokens, dim] tensor in device memory, contiguous (token_stride = dim,
- * head_stride = tokens * dim).  dtype: a tca_dtype value.  A size too big for the device (or for
- * 64-bit arithmetic) is TCA_ERROR_OUT_OF_MEMORY. */
+ * head_stride = tokens * dim).  dtype: a tca_dtype value.  One larger than the device's largest
+ * buffer (max_allocation) is stored across several buffers of whole heads, transparently;
+ * TCA_ERROR_OUT_OF_MEMORY when a single head exceeds max_allocation, or the size overflows 64 bits. */
 TCA_API tca_status tca_tensor_create(tca_context* ctx, int dtype, int heads, int tokens, int dim,
                                      tca_tensor** out);
 TCA_API tca_status tca_tensor_destroy(tca_tensor* t);

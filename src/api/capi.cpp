@@ -187,12 +187,16 @@ TCA_API tca_status tca_tensor_create(tca_context* ctx, int dtype, int heads, int
         const DType dt = dtype == TCA_F32 ? DType::f32 : DType::f16;
         // Checked: (2^30, 2^30, 16) f32 is 2^66 bytes, which wraps to a 0-byte buffer in 64 bits.
         const std::string what = "tensor " + shape + " " + dtype_name(dt) + " bytes";
-        const size_t bytes = checked_product({heads, tokens, dim, int64_t(dtype_size(dt))}, what.c_str());
+        (void)checked_product({heads, tokens, dim, int64_t(dtype_size(dt))}, what.c_str());
+        const size_t head_bytes = checked_product({tokens, dim, int64_t(dtype_size(dt))}, what.c_str());
+        // Allocated by heads: past the device's largest buffer the tensor is split between heads
+        // (device/split_device.h). The GQA group it will meet is unknown here (align 0).
         auto t = std::make_unique<tca_tensor>();
         t->ctx = ctx;
-        t->t = Tensor::contiguous(BufView{ctx->device->alloc(bytes), 0}, dt, heads, tokens, dim);
+        t->t = Tensor::contiguous(BufView{ctx->device->alloc_heads(size_t(heads), head_bytes, 0), 0}, dt, heads, tokens,
+                                  dim);
         // Defined contents, so the range checks know a bound from the start (tca.h, "input range").
-        ctx->device->fill_zero(t->t.data, bytes);
+        ctx->device->fill_zero(t->t.data, t->t.data.buf->size);
         t->row_norm = 0, t->tracked = true;
         *out = t.release();
     });

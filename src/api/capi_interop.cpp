@@ -11,14 +11,17 @@
 #include "api/struct_size.h"
 #include "core/checked.h"
 #include "device/interop.h"
+#include "device/split_device.h"
 
 using namespace tca;
 
 namespace {
 
-tca_context* new_context(std::unique_ptr<Device> dev) {
+// The context's device splits what the method allocates past the buffer limit, like any other
+// context's; the caller's own buffers are single buffers and wrap as they are.
+tca_context* new_context(std::unique_ptr<Device> dev, const BackendOptions& options) {
     auto ctx = std::make_unique<tca_context>();
-    ctx->device = std::move(dev);
+    ctx->device = make_split_device(std::move(dev), options.max_buffer_bytes);
     ctx->external = true;
     return ctx.release();
 }
@@ -79,7 +82,8 @@ TCA_API tca_status tca_context_create_opencl(struct _cl_context* context, struct
     return api::guarded([&] {
         require(out != nullptr, TCA_ERROR_INVALID_ARGUMENT, "out is null");
         *out = nullptr;
-        *out = new_context(make_opencl_device_external(context, device, queue, BackendOptions::from_environment()));
+        const BackendOptions options = BackendOptions::from_environment();
+        *out = new_context(make_opencl_device_external(context, device, queue, options), options);
     });
 }
 
@@ -95,7 +99,8 @@ TCA_API tca_status tca_context_create_vulkan(const tca_vulkan_handles* handles, 
         ext.instance = h->instance, ext.physical_device = h->physical_device, ext.device = h->device;
         ext.queue = h->queue, ext.queue_family = h->queue_family, ext.api_version = h->api_version;
         ext.storage_buffer_16bit = h->enabled_features & TCA_VULKAN_FEATURE_STORAGE_BUFFER_16BIT;
-        *out = new_context(make_vulkan_device_external(ext, BackendOptions::from_environment()));
+        const BackendOptions options = BackendOptions::from_environment();
+        *out = new_context(make_vulkan_device_external(ext, options), options);
     });
 }
 
@@ -106,7 +111,7 @@ TCA_API tca_status tca_tensor_wrap_opencl(tca_context* ctx, struct _cl_mem* buff
         require(out != nullptr, TCA_ERROR_INVALID_ARGUMENT, "out is null");
         *out = nullptr;
         require(desc != nullptr, TCA_ERROR_INVALID_ARGUMENT, "desc is null");
-        *out = new_tensor(ctx, described(desc, opencl_wrap_buffer(*ctx->device, buffer), offset));
+        *out = new_tensor(ctx, described(desc, opencl_wrap_buffer(ctx->device->backend(), buffer), offset));
     });
 }
 
@@ -117,7 +122,7 @@ TCA_API tca_status tca_tensor_wrap_vulkan(tca_context* ctx, uint64_t buffer, uin
         require(out != nullptr, TCA_ERROR_INVALID_ARGUMENT, "out is null");
         *out = nullptr;
         require(desc != nullptr, TCA_ERROR_INVALID_ARGUMENT, "desc is null");
-        *out = new_tensor(ctx, described(desc, vulkan_wrap_buffer(*ctx->device, buffer, buffer_size), offset));
+        *out = new_tensor(ctx, described(desc, vulkan_wrap_buffer(ctx->device->backend(), buffer, buffer_size), offset));
     });
 }
 

@@ -554,6 +554,14 @@ public:
                a.kept_stride, view(a.kept_count));
     }
 
+    // Enough split-K partitions to fill the device, so the choice depends on the number of heads.
+    int decode_splits(const DecodeArgs& a) const override {
+        const int n_max = std::max(1, a.n1 + (a.k2.data ? a.k2.tokens : 0));
+        const int by_work = ceil_div(n_max, tuning_.decode_min_keys);
+        const int by_occupancy = std::max(1, int(compute_units_) * tuning_.wgs_per_cu / std::max(1, a.k1.heads));
+        return std::min(by_work, by_occupancy);
+    }
+
     void decode(const DecodeArgs& a) override {
         validate(a);
         OpScope op(*this, "decode");
@@ -561,12 +569,7 @@ public:
         const bool seg2 = static_cast<bool>(a.k2.data);
         // Segment-2 counts live on the device; its capacity bounds them.
         const int n_max = std::max(1, checked_narrow<int>(uint64_t(a.n1) + (seg2 ? a.k2.tokens : 0), "decode keys"));
-        int splits = a.splits;
-        if (splits <= 0) {
-            const int by_work = ceil_div(n_max, tuning_.decode_min_keys);
-            const int by_occupancy = std::max(1, int(compute_units_) * tuning_.wgs_per_cu / hkv);
-            splits = std::min(by_work, by_occupancy);
-        }
+        int splits = a.splits > 0 ? a.splits : decode_splits(a);
         splits = std::clamp(splits, 1, n_max);
         const int split_len = ceil_div(n_max, splits);
         splits = ceil_div(n_max, split_len);
@@ -987,7 +990,7 @@ private:
 };
 
 OpenCLDevice& as_opencl(Device& dev) {
-    auto* d = dynamic_cast<OpenCLDevice*>(&dev);
+    auto* d = dynamic_cast<OpenCLDevice*>(&dev.backend());
     require(d != nullptr, TCA_ERROR_INVALID_ARGUMENT, dev.info().name + " is not an OpenCL device");
     return *d;
 }

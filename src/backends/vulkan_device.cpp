@@ -1530,7 +1530,7 @@ namespace vulkan_testing {
 
 namespace {
 VulkanDevice& as_vulkan(Device& d) {
-    auto* v = dynamic_cast<VulkanDevice*>(&d);
+    auto* v = dynamic_cast<VulkanDevice*>(&d.backend());
     if (!v) throw Error(TCA_ERROR_INVALID_ARGUMENT, "not a Vulkan device");
     return *v;
 }

@@ -1,6 +1,7 @@
 // Factory functions each backend exports to the registry. Only the registry includes this.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +17,10 @@ struct BackendOptions {
     std::string cache_dir;
     // Vulkan: enable VK_LAYER_KHRONOS_validation and count its messages ($TCA_VULKAN_VALIDATION=1).
     bool vulkan_validation = false;
+    // The largest buffer to allocate, 0 = the device's own maximum ($TCA_MAX_BUFFER_BYTES). A smaller
+    // value makes tensors split across buffers sooner (device/split_device.h); tests use it to
+    // exercise splitting on CPU drivers whose real limit is far off.
+    uint64_t max_buffer_bytes = 0;
     static BackendOptions from_environment();
 };
 

@@ -237,6 +237,12 @@ public:
 
     // Memory. alloc() throws TCA_ERROR_OUT_OF_MEMORY past max_allocation or on failure.
     virtual Buffer alloc(size_t bytes) = 0;
+    // A buffer of `heads` rows of `head_bytes` each ([heads, ...] tensors and per-head arrays).
+    // The devices open_device() returns store one larger than max_allocation as several buffers of
+    // whole rows, `align` rows a multiple where it can be (the GQA group of a query tensor; 0 when
+    // unknown), and run every op on it per head range (device/split_device.h). This default, for
+    // a bare backend, is one alloc(). A single row over max_allocation is TCA_ERROR_OUT_OF_MEMORY.
+    virtual Buffer alloc_heads(size_t heads, size_t head_bytes, size_t align = 1);
     virtual void write(const BufView& dst, const void* src, size_t bytes) = 0;
     virtual void read(const BufView& src, void* dst, size_t bytes) = 0;  // blocking
     virtual void fill_zero(const BufView& dst, size_t bytes) = 0;
@@ -259,6 +265,16 @@ public:
     virtual void stream_copy(const CopyArgs& a) = 0;
     virtual void gemm(const GemmArgs& a) = 0;
     virtual bool gemm_supported(DType t) const = 0;
+    // The split-K partition count decode() uses for `a` when a.splits is 0, where that choice
+    // depends on the number of heads (0: it does not). A decode run as several head ranges passes
+    // it on, so that every range reduces in the order the whole op would.
+    virtual int decode_splits(const DecodeArgs& a) const {
+        (void)a;
+        return 0;
+    }
+    // The device that runs the ops: this one, or the backend a decorating device wraps. Backends
+    // downcast it (interop, test hooks), never the decorator.
+    virtual Device& backend() { return *this; }
     // What runs gemm() here ("clblast", "tca gemm.comp", "host loop"), for reports.
     virtual std::string gemm_engine(DType t) const = 0;
 

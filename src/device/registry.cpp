@@ -5,6 +5,7 @@
 
 #include "device/backends.h"
 #include "device/fault_injection.h"
+#include "device/split_device.h"
 
 namespace tca {
 
@@ -29,6 +30,17 @@ int index_suffix(const std::string& name, const std::string& prefix) {
     return std::stoi(rest);
 }
 
+// TCA_MAX_BUFFER_BYTES: a positive decimal byte count.
+uint64_t parse_buffer_bytes(const std::string& v) {
+    uint64_t n = 0;
+    bool ok = !v.empty() && v.size() <= 19 &&
+              std::all_of(v.begin(), v.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (ok) n = std::stoull(v);
+    require(ok && n > 0, TCA_ERROR_INVALID_ARGUMENT,
+            "TCA_MAX_BUFFER_BYTES='" + v + "' is not a positive number of bytes");
+    return n;
+}
+
 }  // namespace
 
 BackendOptions BackendOptions::from_environment() {
@@ -41,6 +53,7 @@ BackendOptions BackendOptions::from_environment() {
         o.cache_dir = std::string(home) + "/.cache/tca";
     }
     if (const char* v = std::getenv("TCA_VULKAN_VALIDATION")) o.vulkan_validation = std::string(v) == "1";
+    if (const char* v = std::getenv("TCA_MAX_BUFFER_BYTES"); v && *v) o.max_buffer_bytes = parse_buffer_bytes(v);
     return o;
 }
 
@@ -86,12 +99,17 @@ std::string default_device_name() {
 }
 
 std::unique_ptr<Device> open_device(const std::string& requested) {
+    return open_device(requested, BackendOptions::from_environment());
+}
+
+std::unique_ptr<Device> open_device(const std::string& requested, const BackendOptions& options) {
     const std::string name = requested.empty() ? default_device_name() : requested;
     require(is_listed(name), TCA_ERROR_DEVICE_NOT_FOUND, "no device named '" + name + "' (available: " + listed_names() + ")");
     fault::arm_from_environment();  // a test hook (device/fault_injection.h); read here, never in ops
-    if (name == "cpu") return make_cpu_device();
-    if (int i = index_suffix(name, "opencl:"); i >= 0) return make_opencl_device(i, BackendOptions::from_environment());
-    if (int i = index_suffix(name, "vulkan:"); i >= 0) return make_vulkan_device(i, BackendOptions::from_environment());
+    const auto split = [&](std::unique_ptr<Device> d) { return make_split_device(std::move(d), options.max_buffer_bytes); };
+    if (name == "cpu") return split(make_cpu_device());
+    if (int i = index_suffix(name, "opencl:"); i >= 0) return split(make_opencl_device(i, options));
+    if (int i = index_suffix(name, "vulkan:"); i >= 0) return split(make_vulkan_device(i, options));
     throw Error(TCA_ERROR_DEVICE_NOT_FOUND, "no device named '" + name + "'");
 }
 

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "device/backends.h"
 #include "device/device.h"
 
 namespace tca {
@@ -17,6 +18,9 @@ const std::vector<DeviceInfo>& list_devices();
 std::string default_device_name();
 
 // Opens a device by name ("" = default). Throws Error(TCA_ERROR_DEVICE_NOT_FOUND) for an unknown name.
+// The device splits tensors larger than its largest buffer across buffers (device/split_device.h).
 std::unique_ptr<Device> open_device(const std::string& name);
+// The same with explicit options instead of BackendOptions::from_environment().
+std::unique_ptr<Device> open_device(const std::string& name, const BackendOptions& options);
 
 }  // namespace tca

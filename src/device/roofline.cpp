@@ -43,12 +43,16 @@ size_t copy_bytes_for(const DeviceInfo& info) {
 }
 
 int gemm_size_for(const DeviceInfo& info) {
+    int n = 512;
     switch (info.type) {
-        case TCA_DEVICE_DISCRETE_GPU: return 4096;
-        case TCA_DEVICE_INTEGRATED_GPU: return 2048;
-        case TCA_DEVICE_REFERENCE: return 192;  // double-precision host loops
-        default: return 512;
+        case TCA_DEVICE_DISCRETE_GPU: n = 4096; break;
+        case TCA_DEVICE_INTEGRATED_GPU: n = 2048; break;
+        case TCA_DEVICE_REFERENCE: n = 192; break;  // double-precision host loops
+        default: break;
     }
+    // Each f32 matrix is one buffer: no larger than the device's largest (a forced small limit).
+    while (n > 16 && uint64_t(n) * uint64_t(n) * 4 > info.max_allocation) n -= 16;
+    return n;
 }
 
 double gemm_gflops(Device& dev, DType t, int n) {

@@ -41,8 +41,7 @@ void check_range(const HostTensor& q, const HostTensor& k) {
 
 std::vector<std::vector<float>> colsum_on_device(Device& dev, const Tensor& q, const Tensor& k) {
     const int L = k.tokens;
-    const size_t n = checked_product({k.heads, L}, "received-attention elements");
-    BufView c = alloc_zeros(dev, n);
+    BufView c = alloc_zero_rows(dev, k.heads, size_t(L));
     ColsumArgs ca;
     ca.q = q, ca.k = k, ca.c = c, ca.c_stride = L;
     dev.colsum(ca);
@@ -56,7 +55,8 @@ std::vector<std::vector<float>> colsum_on_device(Device& dev, const Tensor& q, c
 
 std::vector<std::vector<float>> received_attention(Device& dev, const HostTensor& q, const HostTensor& k) {
     check_range(q, k);
-    return colsum_on_device(dev, upload_tensor(dev, q), upload_tensor(dev, k));
+    return colsum_on_device(dev, upload_tensor(dev, q, DType::f32, k.heads > 0 ? q.heads / k.heads : 1),
+                            upload_tensor(dev, k));
 }
 
 std::vector<HeadCalibration> calibrate_layer(Device& dev, const TcaParams& params, const std::vector<Candidate>& grid,
@@ -70,7 +70,7 @@ std::vector<HeadCalibration> calibrate_layer(Device& dev, const TcaParams& param
                 " tokens: nothing to select; use a longer sequence or a smaller --window");
     const int n_global = L - params.window;
     check_range(q, k);
-    const Tensor qd = upload_tensor(dev, q), kd = upload_tensor(dev, k);
+    const Tensor qd = upload_tensor(dev, q, DType::f32, q.heads / H), kd = upload_tensor(dev, k);
     const auto c = colsum_on_device(dev, qd, kd);
     const BlockRanking r = rank_blocks(dev, qd, kd, n_global, params.block, float(params.alpha));
     const std::vector<int> K = keep_counts(params.block);

@@ -1,6 +1,7 @@
 #include "method/device_util.h"
 
 #include <algorithm>
+#include <string>
 
 #include "core/checked.h"
 #include "core/half.h"
@@ -35,6 +36,21 @@ BufView alloc_zeros(Device& dev, size_t n) {
     return v;
 }
 
+BufView alloc_zero_rows(Device& dev, int heads, size_t row_elements) {
+    const size_t row = std::max<size_t>(row_elements, 1) * 4;
+    BufView v{dev.alloc_heads(size_t(heads), row), 0};
+    dev.fill_zero(v, v.buf->size);
+    return v;
+}
+
+BufView alloc_int_rows(Device& dev, int heads, const std::vector<int32_t>& values) {
+    require(heads > 0 && values.size() % size_t(heads) == 0, TCA_ERROR_INTERNAL, "alloc_int_rows: ragged rows");
+    if (values.empty()) return alloc_zero_rows(dev, heads, 1);
+    BufView v{dev.alloc_heads(size_t(heads), values.size() / size_t(heads) * 4), 0};
+    dev.write(v, values.data(), values.size() * 4);
+    return v;
+}
+
 std::vector<int32_t> read_ints(Device& dev, const BufView& v, size_t n) {
     const size_t bytes = word_bytes(n, "int32 read-back bytes");
     std::vector<int32_t> out(n);
@@ -53,18 +69,22 @@ void write_ints(Device& dev, const BufView& v, const std::vector<int32_t>& value
     if (!values.empty()) dev.write(v, values.data(), values.size() * 4);
 }
 
-Tensor alloc_tensor(Device& dev, int heads, int tokens, int dim, DType dtype) {
-    const size_t bytes = checked_product({heads, tokens, dim, int64_t(dtype_size(dtype))}, "device tensor bytes");
-    BufView v{dev.alloc(bytes), 0};
-    dev.fill_zero(v, bytes);
+Tensor alloc_tensor(Device& dev, int heads, int tokens, int dim, DType dtype, int align) {
+    require(heads > 0 && tokens > 0 && dim > 0, TCA_ERROR_INVALID_ARGUMENT,
+            "tensor shape [" + std::to_string(heads) + ", " + std::to_string(tokens) + ", " + std::to_string(dim) +
+                "] is empty");
+    (void)checked_product({heads, tokens, dim, int64_t(dtype_size(dtype))}, "device tensor bytes");
+    const size_t head_bytes = checked_product({tokens, dim, int64_t(dtype_size(dtype))}, "device tensor head bytes");
+    BufView v{dev.alloc_heads(size_t(heads), head_bytes, size_t(std::max(align, 1))), 0};
+    dev.fill_zero(v, v.buf->size);
     return Tensor::contiguous(v, dtype, heads, tokens, dim);
 }
 
-Tensor upload_tensor(Device& dev, const HostTensor& x, DType dtype) {
+Tensor upload_tensor(Device& dev, const HostTensor& x, DType dtype, int align) {
     require(x.data.size() == HostTensor::elements(x.heads, x.tokens, x.dim), TCA_ERROR_SHAPE_MISMATCH,
             "host tensor [" + std::to_string(x.heads) + ", " + std::to_string(x.tokens) + ", " + std::to_string(x.dim) +
                 "] holds " + std::to_string(x.data.size()) + " values");
-    Tensor t = alloc_tensor(dev, x.heads, x.tokens, x.dim, dtype);
+    Tensor t = alloc_tensor(dev, x.heads, x.tokens, x.dim, dtype, align);
     if (dtype == DType::f32) {
         dev.write(t.data, x.data.data(), x.data.size() * 4);
     } else {

@@ -15,17 +15,17 @@ BlockRanking rank_blocks(Device& dev, const Tensor& q, const Tensor& k, int n_gl
     r.block = block;
     r.n_blocks = n_blocks_of(n_global, block);
     r.s_stride = L;
-    r.s = alloc_zeros(dev, checked_product({k.heads, L}, "score elements"));
+    r.s = alloc_zero_rows(dev, k.heads, size_t(L));
     ScoreArgs sa;
     sa.q = q, sa.q_row = q.tokens - 1, sa.k = k, sa.n_keys = L, sa.s = r.s, sa.s_stride = L;
     dev.score(sa);
 
-    BufView h = alloc_zeros(dev, checked_product({k.heads, r.n_blocks}, "block metric elements"));
+    BufView h = alloc_zero_rows(dev, k.heads, size_t(r.n_blocks));
     MetricArgs ma;
     ma.s = r.s, ma.heads = k.heads, ma.s_stride = L, ma.n_global = n_global, ma.block = block, ma.alpha = alpha, ma.h = h;
     dev.metric(ma);
 
-    r.order = alloc_zeros(dev, checked_product({k.heads, r.n_blocks}, "block order elements"));
+    r.order = alloc_zero_rows(dev, k.heads, size_t(r.n_blocks));
     RankArgs ra;
     ra.h = h, ra.heads = k.heads, ra.n_blocks = r.n_blocks, ra.order = r.order;
     dev.rank(ra);
@@ -42,10 +42,10 @@ void select_tokens(Device& dev, const BlockRanking& r, const std::vector<std::ve
     }
     if (!out.idx) {
         out.idx_stride = r.n_global;
-        out.idx = alloc_zeros(dev, checked_product({r.heads, r.n_global}, "kept index elements"));
-        out.count = alloc_zeros(dev, checked_product({r.heads}, "kept count elements"));
+        out.idx = alloc_zero_rows(dev, r.heads, size_t(r.n_global));
+        out.count = alloc_zero_rows(dev, r.heads, 1);
     }
-    BufView budget = alloc_ints(dev, flat);
+    BufView budget = alloc_int_rows(dev, r.heads, flat);
     SelectArgs sa;
     sa.s = r.s, sa.heads = r.heads, sa.s_stride = r.s_stride, sa.n_global = r.n_global, sa.block = r.block;
     sa.order = r.order, sa.budget = budget, sa.idx = out.idx, sa.idx_stride = out.idx_stride, sa.count = out.count;

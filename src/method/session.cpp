@@ -51,8 +51,11 @@ HostTensor AttentionSession::prefill(const HostTensor& q, const HostTensor& k, c
     const double kn = stored_norm(k.data.data(), k.data.size() / size_t(std::max(1, k.dim)), k.dim, kv_dtype_);
     const double vn = stored_norm(v.data.data(), v.data.size() / size_t(std::max(1, v.dim)), v.dim, kv_dtype_);
     check_range(max_row_norm(q.data.data(), q.data.size() / size_t(std::max(1, q.dim)), q.dim), kn, vn, "prefill");
-    const Tensor qd = upload_tensor(dev_, q), kd = upload_tensor(dev_, k, kv_dtype_), vd = upload_tensor(dev_, v, kv_dtype_);
-    const Tensor o = alloc_tensor(dev_, s_.q_heads, q.tokens, s_.dim);
+    // Query-shaped tensors split (if they must) at GQA-group boundaries, so no group straddles buffers.
+    const int group = s_.q_heads / s_.kv_heads;
+    const Tensor qd = upload_tensor(dev_, q, DType::f32, group), kd = upload_tensor(dev_, k, kv_dtype_),
+                 vd = upload_tensor(dev_, v, kv_dtype_);
+    const Tensor o = alloc_tensor(dev_, s_.q_heads, q.tokens, s_.dim, DType::f32, group);
     Mark m = mark();
     prefill_on_device(qd, kd, vd, o);
     try {

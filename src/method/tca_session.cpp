@@ -46,15 +46,16 @@ public:
         const int wb = checked_narrow<int>(uint64_t(p.window) + uint64_t(p.block), "window + block rows");
         g_k_ = alloc_tensor(dev, s.kv_heads, capacity, s.dim, dt);
         g_v_ = alloc_tensor(dev, s.kv_heads, capacity, s.dim, dt);
-        g_pos_ = alloc_zeros(dev, checked_product({s.kv_heads, capacity}, "global-store position elements"));
-        for (auto& n : n2_) n = alloc_zeros(dev, s.kv_heads);
+        // Per-head rows, so that each may be split between heads like the stores.
+        g_pos_ = alloc_zero_rows(dev, s.kv_heads, size_t(capacity));
+        for (auto& n : n2_) n = alloc_zero_rows(dev, s.kv_heads, 1);
         for (auto& buf : win_)
             for (auto& kv : buf) kv = alloc_tensor(dev, s.kv_heads, wb, s.dim, dt);
-        probs_ = alloc_zeros(dev, checked_product({s.kv_heads, p.block}, "eviction score elements"));
-        zero_order_ = alloc_zeros(dev, s.kv_heads);  // one block of rank 0 per head
-        dec_budget_ = alloc_ints(dev, std::vector<int32_t>(t_dec_.begin(), t_dec_.end()));
-        dec_idx_ = alloc_zeros(dev, checked_product({s.kv_heads, p.block}, "eviction index elements"));
-        dec_count_ = alloc_zeros(dev, s.kv_heads);
+        probs_ = alloc_zero_rows(dev, s.kv_heads, size_t(p.block));
+        zero_order_ = alloc_zero_rows(dev, s.kv_heads, 1);  // one block of rank 0 per head
+        dec_budget_ = alloc_int_rows(dev, s.kv_heads, std::vector<int32_t>(t_dec_.begin(), t_dec_.end()));
+        dec_idx_ = alloc_zero_rows(dev, s.kv_heads, size_t(p.block));
+        dec_count_ = alloc_zero_rows(dev, s.kv_heads, 1);
         acc_.bytes_per_token = int64_t(checked_product({2, s.dim, int64_t(dtype_size(dt))}, "K/V bytes per token"));
         acc_.global.assign(s.kv_heads, 0);
         capacity_ = capacity;
