@@ -13,7 +13,7 @@
 #include "core/half.h"
 #include "method/synth.h"
 
-namespace tca::bench {
+namespace tca::detail::bench {
 
 // ---- API helpers (bench_api.h) ---------------------------------------------------------------
 
@@ -457,4 +457,4 @@ Results run(const Config& cfg) {
     return res;
 }
 
-}  // namespace tca::bench
+}  // namespace tca::detail::bench

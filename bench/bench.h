@@ -13,7 +13,7 @@
 
 #include "tca/tca.h"
 
-namespace tca::bench {
+namespace tca::detail::bench {
 
 constexpr int kSchemaVersion = 1;
 
@@ -115,4 +115,4 @@ void print_table(const Results& r);
 void write_json(const Results& r, const std::string& path);
 void write_csv(const Results& r, const std::string& path);
 
-}  // namespace tca::bench
+}  // namespace tca::detail::bench

@@ -11,10 +11,10 @@
 #include "core/error.h"
 #include "tca/tca.h"
 
-namespace tca::bench {
+namespace tca::detail::bench {
 
 // A failed API call; keeps the status so callers can tell "does not fit" from real failures. A
-// tca::Error, so the CLI reports it with its status like any other library failure.
+// tca::detail::Error, so the CLI reports it with its status like any other library failure.
 struct ApiError : Error {
     tca_status status;
     ApiError(tca_status s, const std::string& what) : Error(s, what), status(s) {}
@@ -47,4 +47,4 @@ TensorPtr upload(tca_context* ctx, tca_dtype dt, int h, int l, int d, const floa
 TensorPtr output(tca_context* ctx, int h, int l, int d);
 std::vector<float> download(const tca_tensor* t, size_t n);
 
-}  // namespace tca::bench
+}  // namespace tca::detail::bench

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-namespace tca::bench {
+namespace tca::detail::bench {
 
 double nmse(const std::vector<float>& ref, const std::vector<float>& x) {
     double num = 0, den = 0;
@@ -111,4 +111,4 @@ BoundCheck check_bound(const BoundRows& b, const std::vector<std::vector<int>>& 
     return c;
 }
 
-}  // namespace tca::bench
+}  // namespace tca::detail::bench

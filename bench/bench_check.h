@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-namespace tca::bench {
+namespace tca::detail::bench {
 
 // Shapes of one case: q/o [hq, L, d], k/v [hkv, L, d], host float (K/V already rounded to what the
 // device stores).
@@ -42,4 +42,4 @@ struct BoundCheck {
 BoundCheck check_bound(const BoundRows& b, const std::vector<std::vector<int>>& kept, const std::vector<float>& dense_o,
                        const std::vector<float>& tca_o, const CaseShape& s);
 
-}  // namespace tca::bench
+}  // namespace tca::detail::bench

@@ -7,7 +7,7 @@
 #include "bench.h"
 #include "io/atomic_file.h"
 
-namespace tca::bench {
+namespace tca::detail::bench {
 
 namespace {
 
@@ -163,4 +163,4 @@ void print_table(const Results& res) {
         "rows (>= 0: the spec's bound holds); dense rows show the NMSE of the dense kernels vs the CPU reference.\n");
 }
 
-}  // namespace tca::bench
+}  // namespace tca::detail::bench

@@ -6,7 +6,7 @@
 #include "cli/flags.h"
 #include "io/atomic_file.h"
 
-namespace tca::cli {
+namespace tca::detail::cli {
 
 namespace {
 
@@ -98,4 +98,4 @@ void register_bench(CLI::App& app) {
     });
 }
 
-}  // namespace tca::cli
+}  // namespace tca::detail::cli

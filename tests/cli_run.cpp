@@ -6,7 +6,7 @@
 
 #include <cstdio>
 
-namespace tca::test {
+namespace tca::detail::test {
 
 CliRun run_cli(const std::string& args) {
     const std::string cmd = std::string(TCA_CLI_PATH) + " " + args + " 2>&1";
@@ -24,4 +24,4 @@ CliRun run_cli(const std::string& args) {
     return r;
 }
 
-}  // namespace tca::test
+}  // namespace tca::detail::test

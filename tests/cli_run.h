@@ -5,7 +5,7 @@
 
 #include <string>
 
-namespace tca::test {
+namespace tca::detail::test {
 
 struct CliRun {
     int code;            // exit status; -1 when the process did not exit normally
@@ -14,4 +14,4 @@ struct CliRun {
 
 CliRun run_cli(const std::string& args);
 
-}  // namespace tca::test
+}  // namespace tca::detail::test

@@ -8,7 +8,7 @@
 #include "core/half.h"
 #include "device/registry.h"
 
-namespace tca::test {
+namespace tca::detail::test {
 
 bool in_ci() {
     const char* ci = std::getenv("CI");
@@ -209,4 +209,4 @@ void expect_finite(const std::vector<float>& x, const std::string& what) {
     EXPECT_EQ(bad, 0u) << what << ": " << bad << " non-finite values";
 }
 
-}  // namespace tca::test
+}  // namespace tca::detail::test

@@ -15,7 +15,7 @@
 
 #include "device/device.h"
 
-namespace tca::test {
+namespace tca::detail::test {
 
 // Every device whose kernels are tested against the reference: all OpenCL and Vulkan devices found.
 std::vector<std::string> devices_under_test();
@@ -75,4 +75,4 @@ double nmse(const std::vector<float>& ref, const std::vector<float>& x);
 // Fails if any value is NaN or Inf.
 void expect_finite(const std::vector<float>& x, const std::string& what);
 
-}  // namespace tca::test
+}  // namespace tca::detail::test

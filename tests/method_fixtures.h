@@ -5,7 +5,7 @@
 #include "method/calibrate.h"
 #include "method/synth.h"
 
-namespace tca::method::test {
+namespace tca::detail::method::test {
 
 inline Device& cpu() {
     static auto dev = open_device("cpu");
@@ -24,4 +24,4 @@ inline Profile calibrated(SynthKind kind, int hq, int hkv, int L, int d, const T
     return calibrate(cpu(), p, {w.q}, {w.k});
 }
 
-}  // namespace tca::method::test
+}  // namespace tca::detail::method::test

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-namespace tca::test {
+namespace tca::detail::test {
 
 std::string check_near_tie_selection(const HeadSelection& sel, double eps) {
     const int n_global = int(sel.s.size()), nb = int(sel.h.size()), b = sel.block;
@@ -56,4 +56,4 @@ std::string check_near_tie_selection(const HeadSelection& sel, double eps) {
     return "";
 }
 
-}  // namespace tca::test
+}  // namespace tca::detail::test

@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-namespace tca::test {
+namespace tca::detail::test {
 
 struct HeadSelection {
     std::vector<float> s;      // reference importance of each global token [n_global]
@@ -31,4 +31,4 @@ struct HeadSelection {
 
 std::string check_near_tie_selection(const HeadSelection& sel, double eps);
 
-}  // namespace tca::test
+}  // namespace tca::detail::test

@@ -17,7 +17,7 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 
-namespace tca {
+namespace tca::detail {
 namespace {
 
 namespace fs = std::filesystem;
@@ -185,4 +185,4 @@ TEST_F(AtomicFile, ReadingADirectoryIsAnIoError) {
 }
 
 }  // namespace
-}  // namespace tca
+}  // namespace tca::detail

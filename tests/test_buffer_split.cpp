@@ -22,7 +22,7 @@
 #include "harness.h"
 #include "tca/tca.h"
 
-namespace tca::test {
+namespace tca::detail::test {
 namespace {
 
 // ---- C API plumbing -------------------------------------------------------------------------
@@ -498,4 +498,4 @@ TEST(BufferSplitRealLimit, QueryPastTheDevicesLargestBuffer) {
 }
 
 }  // namespace
-}  // namespace tca::test
+}  // namespace tca::detail::test

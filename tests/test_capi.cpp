@@ -11,7 +11,7 @@
 #include "harness.h"
 #include "tca/tca.h"
 
-namespace tca::test {
+namespace tca::detail::test {
 namespace {
 
 // Expects `call` to fail with `code` and a message mentioning `needle`.
@@ -282,4 +282,4 @@ TEST(CApiDevices, DensePrefillMatchesReferenceThroughTheApi) {
 }
 
 }  // namespace
-}  // namespace tca::test
+}  // namespace tca::detail::test

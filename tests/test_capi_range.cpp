@@ -14,7 +14,7 @@
 #include "method/session.h"
 #include "tca/tca.h"
 
-namespace tca::test {
+namespace tca::detail::test {
 namespace {
 
 std::vector<std::string> all_devices() {
@@ -335,4 +335,4 @@ TEST(CliRange, AttendRejectsOutOfRangeInputs) {
 }
 
 }  // namespace
-}  // namespace tca::test
+}  // namespace tca::detail::test

@@ -9,10 +9,10 @@
 #include "harness.h"
 #include "tca/tca.h"
 
-namespace tca::test {
+namespace tca::detail::test {
 namespace {
 
-// Runs f and returns the status of the tca::Error it throws (TCA_OK when it throws nothing).
+// Runs f and returns the status of the tca::detail::Error it throws (TCA_OK when it throws nothing).
 template <class F>
 tca_status status_of(F&& f, std::string* message = nullptr) {
     try {
@@ -153,4 +153,4 @@ TEST(CApiSizes, AttentionNeverRunsOnAnUndersizedBuffer) {
 }
 
 }  // namespace
-}  // namespace tca::test
+}  // namespace tca::detail::test

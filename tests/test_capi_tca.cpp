@@ -5,7 +5,7 @@
 #include "harness.h"
 #include "tca/tca.h"
 
-namespace tca::test {
+namespace tca::detail::test {
 namespace {
 
 struct CacheRun {
@@ -104,4 +104,4 @@ TEST(CApiTca, BadProfilesAndParamsAreRejected) {
 }
 
 }  // namespace
-}  // namespace tca::test
+}  // namespace tca::detail::test

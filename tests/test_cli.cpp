@@ -18,7 +18,7 @@
 #include "harness.h"
 #include "io/npy.h"
 
-namespace tca {
+namespace tca::detail {
 namespace {
 
 namespace fs = std::filesystem;
@@ -374,4 +374,4 @@ TEST_F(Cli, AttendAgreesAcrossDevicesOnEveryKind) {
 }
 
 }  // namespace
-}  // namespace tca
+}  // namespace tca::detail

@@ -5,7 +5,7 @@
 
 #include "harness.h"
 
-namespace tca::test {
+namespace tca::detail::test {
 namespace {
 
 struct DenseCase {
@@ -139,4 +139,4 @@ INSTANTIATE_TEST_SUITE_P(AllDevices, DenseDecode,
                          name_of);
 
 }  // namespace
-}  // namespace tca::test
+}  // namespace tca::detail::test

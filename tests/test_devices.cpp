@@ -5,7 +5,7 @@
 #include "device/registry.h"
 #include "harness.h"
 
-namespace tca::test {
+namespace tca::detail::test {
 namespace {
 
 TEST(Devices, ListStartsWithTheReference) {
@@ -79,4 +79,4 @@ TEST(Devices, EveryDeviceRejectsAllocationPastItsMaximum) {
 }
 
 }  // namespace
-}  // namespace tca::test
+}  // namespace tca::detail::test

@@ -12,7 +12,7 @@
 
 #include "harness.h"
 
-namespace tca::test {
+namespace tca::detail::test {
 namespace {
 
 enum class Regime { tiny, large, limit, ties, zeros };
@@ -427,4 +427,4 @@ INSTANTIATE_TEST_SUITE_P(AllDevices, EdgeValues, ::testing::ValuesIn(devices_und
                          [](const auto& info) { return safe_name(info.param); });
 
 }  // namespace
-}  // namespace tca::test
+}  // namespace tca::detail::test

@@ -42,7 +42,7 @@
 
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
-namespace tca::test {
+namespace tca::detail::test {
 namespace {
 
 using fault::Kind;
@@ -1155,4 +1155,4 @@ TEST(FaultInjectionHook, LiveBuffersCountEveryBackendsBuffers) {
 }
 
 }  // namespace
-}  // namespace tca::test
+}  // namespace tca::detail::test

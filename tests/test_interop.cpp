@@ -25,7 +25,7 @@
 
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
-namespace tca::test {
+namespace tca::detail::test {
 namespace {
 
 #define EXPECT_STATUS(call, code, needle)                                                          \
@@ -737,4 +737,4 @@ TEST_F(InteropVulkan, BadHandlesAreRejected) {
 }
 
 }  // namespace
-}  // namespace tca::test
+}  // namespace tca::detail::test

@@ -29,7 +29,7 @@
 #include "lm/matmul.h"
 #include "lm/model.h"
 
-namespace tca {
+namespace tca::detail {
 namespace {
 
 namespace fs = std::filesystem;
@@ -640,4 +640,4 @@ TEST(LmAusten, DumpedQkvPassTheMethodsErrorBound) {
 }
 
 }  // namespace
-}  // namespace tca
+}  // namespace tca::detail

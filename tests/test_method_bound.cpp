@@ -7,7 +7,7 @@
 #include "method/session.h"
 #include "method_fixtures.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 namespace {
 
 using test::cpu;
@@ -71,4 +71,4 @@ TEST(Bound, DetectsAWrongOutput) {
 }
 
 }  // namespace
-}  // namespace tca::method
+}  // namespace tca::detail::method

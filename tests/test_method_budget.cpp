@@ -8,7 +8,7 @@
 #include "method/budget.h"
 #include "method/candidates.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 namespace {
 
 TEST(Candidates, GridFollowsTheSpec) {
@@ -87,4 +87,4 @@ TEST(Budget, DecodeKeepIsFloorOfTheMean) {
 }
 
 }  // namespace
-}  // namespace tca::method
+}  // namespace tca::detail::method

@@ -12,7 +12,7 @@
 #include "method/selection.h"
 #include "method_fixtures.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 namespace {
 
 using test::cpu;
@@ -190,4 +190,4 @@ TEST(Calibrate, StructuredHeadsKeepLessAndMassHeadsHoldTauOnHeldOutData) {
 }
 
 }  // namespace
-}  // namespace tca::method
+}  // namespace tca::detail::method

@@ -7,7 +7,7 @@
 #include "method/session.h"
 #include "method_fixtures.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 namespace {
 
 using test::cpu;
@@ -125,4 +125,4 @@ TEST(Decode, DenseSessionEqualsDenseReference) {
 }
 
 }  // namespace
-}  // namespace tca::method
+}  // namespace tca::detail::method

@@ -13,7 +13,7 @@
 #include "method/profile.h"
 #include "method_fixtures.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 namespace {
 
 const Profile& small_profile() {
@@ -210,4 +210,4 @@ TEST(Profile, FixedRatioIsExactAndRoundTrips) {
 }
 
 }  // namespace
-}  // namespace tca::method
+}  // namespace tca::detail::method

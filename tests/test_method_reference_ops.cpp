@@ -8,7 +8,7 @@
 #include "device/registry.h"
 #include "method/device_util.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 namespace {
 
 Device& cpu() {
@@ -227,4 +227,4 @@ TEST(ReferenceOps, ColsumIsMeanReceivedAttention) {
 }
 
 }  // namespace
-}  // namespace tca::method
+}  // namespace tca::detail::method

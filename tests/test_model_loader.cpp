@@ -19,7 +19,7 @@
 #include "core/error.h"
 #include "lm/model.h"
 
-namespace tca {
+namespace tca::detail {
 namespace {
 
 namespace fs = std::filesystem;
@@ -265,4 +265,4 @@ TEST(ModelLoader, ReadsOnlyTheTensorsOfALargeWeightsFile) {
 }
 
 }  // namespace
-}  // namespace tca
+}  // namespace tca::detail

@@ -16,7 +16,7 @@
 #include "io/atomic_file.h"
 #include "io/npy.h"
 
-namespace tca::io {
+namespace tca::detail::io {
 namespace {
 
 namespace fs = std::filesystem;
@@ -300,4 +300,4 @@ TEST(Npy, FailedWritesLeaveNoFile) {
 }
 
 }  // namespace
-}  // namespace tca::io
+}  // namespace tca::detail::io

@@ -11,7 +11,7 @@
 #include "device/backends.h"
 #include "harness.h"
 
-namespace tca::test {
+namespace tca::detail::test {
 namespace {
 
 namespace fs = std::filesystem;
@@ -522,4 +522,4 @@ INSTANTIATE_TEST_SUITE_P(Devices, OpenCLBackend, ::testing::ValuesIn(opencl_devi
                          [](const auto& info) { return safe_name(info.param); });
 
 }  // namespace
-}  // namespace tca::test
+}  // namespace tca::detail::test

@@ -18,7 +18,7 @@
 
 #include "io/npy.h"
 
-namespace tca {
+namespace tca::detail {
 namespace {
 
 namespace fs = std::filesystem;
@@ -143,4 +143,4 @@ TEST_F(ParsersCli, AttendRejectsProfilesWithOutOfRangeNumbers) {
 }
 
 }  // namespace
-}  // namespace tca
+}  // namespace tca::detail

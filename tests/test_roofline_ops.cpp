@@ -9,7 +9,7 @@
 #include "harness.h"
 #include "tca/tca.h"
 
-namespace tca::test {
+namespace tca::detail::test {
 namespace {
 
 class RooflineOps : public ::testing::TestWithParam<std::string> {
@@ -120,4 +120,4 @@ INSTANTIATE_TEST_SUITE_P(AllDevices, RooflineOps, ::testing::ValuesIn(devices_un
                          [](const auto& info) { return safe_name(info.param); });
 
 }  // namespace
-}  // namespace tca::test
+}  // namespace tca::detail::test

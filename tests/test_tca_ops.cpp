@@ -10,7 +10,7 @@
 
 #include "harness.h"
 
-namespace tca::test {
+namespace tca::detail::test {
 namespace {
 
 struct Shape {
@@ -421,4 +421,4 @@ INSTANTIATE_TEST_SUITE_P(AllDevices, OpsTest, ::testing::ValuesIn(devices_under_
                          [](const auto& info) { return safe_name(info.param); });
 
 }  // namespace
-}  // namespace tca::test
+}  // namespace tca::detail::test

@@ -19,7 +19,7 @@
 #include "method/synth.h"
 #include "selection_check.h"
 
-namespace tca::test {
+namespace tca::detail::test {
 namespace {
 
 using method::HostTensor;
@@ -301,4 +301,4 @@ INSTANTIATE_TEST_SUITE_P(AllDevices, PipelineTest, ::testing::ValuesIn(devices_u
                          [](const auto& info) { return safe_name(info.param); });
 
 }  // namespace
-}  // namespace tca::test
+}  // namespace tca::detail::test

@@ -18,7 +18,7 @@
 #include "device/backends.h"
 #include "harness.h"
 
-namespace tca::test {
+namespace tca::detail::test {
 namespace {
 
 std::vector<std::string> vulkan_devices_under_test() {
@@ -653,4 +653,4 @@ INSTANTIATE_TEST_SUITE_P(Vulkan, VulkanOps, ::testing::ValuesIn(vulkan_devices_u
                          [](const auto& info) { return safe_name(info.param); });
 
 }  // namespace
-}  // namespace tca::test
+}  // namespace tca::detail::test

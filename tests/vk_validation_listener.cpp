@@ -12,7 +12,7 @@
 #include "backends/vulkan_testing.h"
 #include "harness.h"
 
-namespace tca::test {
+namespace tca::detail::test {
 
 namespace {
 
@@ -49,4 +49,4 @@ void check_validation_messages(const std::string& where) {
     ADD_FAILURE() << n << " Vulkan validation message(s) " << where << ":" << text;
 }
 
-}  // namespace tca::test
+}  // namespace tca::detail::test

@@ -10,7 +10,7 @@
 #include "core/checked.h"
 #include "device/registry.h"
 
-using namespace tca;
+using namespace tca::detail;
 
 namespace {
 
@@ -69,7 +69,7 @@ void tca_context::end_call(int64_t kept_tokens) {
     }
 }
 
-namespace tca {
+namespace tca::detail {
 
 tca_context* check_ctx(tca_context* ctx) {
     require(ctx != nullptr && ctx->magic == tca_context::kMagic, TCA_ERROR_INVALID_ARGUMENT, "invalid context handle");
@@ -83,7 +83,7 @@ const tca_tensor* check_tensor(const tca_context* ctx, const tca_tensor* t, cons
     return t;
 }
 
-}  // namespace tca
+}  // namespace tca::detail
 
 extern "C" {
 

@@ -12,7 +12,7 @@
 #define TCA_GIT_REVISION "unknown"
 #endif
 
-using namespace tca;
+using namespace tca::detail;
 
 namespace {
 

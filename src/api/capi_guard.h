@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 
-namespace tca::api {
+namespace tca::detail::api {
 
 inline thread_local std::string last_error;
 
@@ -34,4 +34,4 @@ tca_status guarded(F&& f) {
     }
 }
 
-}  // namespace tca::api
+}  // namespace tca::detail::api

@@ -13,7 +13,7 @@
 #include "device/interop.h"
 #include "device/split_device.h"
 
-using namespace tca;
+using namespace tca::detail;
 
 namespace {
 

@@ -12,7 +12,7 @@
 #include "method/profile.h"
 #include "method/session.h"
 
-using namespace tca;
+using namespace tca::detail;
 
 struct tca_profile {
     static constexpr uint32_t kMagic = 0x7ca0970f;

@@ -10,7 +10,7 @@
 struct tca_context {
     static constexpr uint32_t kMagic = 0x7ca0c7e1;
     uint32_t magic = kMagic;
-    std::unique_ptr<tca::Device> device;
+    std::unique_ptr<tca::detail::Device> device;
     tca_call_stats last_stats{};
     // Made on the caller's OpenCL / Vulkan objects: each call ends by handing its work to the
     // caller's queue (tca.h, "zero-copy interop", for the synchronisation this gives).
@@ -24,7 +24,7 @@ struct tca_tensor {
     static constexpr uint32_t kMagic = 0x7ca07e50;
     uint32_t magic = kMagic;
     tca_context* ctx = nullptr;
-    tca::Tensor t;
+    tca::detail::Tensor t;
     // Bound on the L2 norm of every row of the data, for the range checks of attention calls
     // (core/range.h). Tensors of tca_tensor_create are `tracked`: uploads and the calls that write
     // them keep the bound; a wrapped tensor's memory is the caller's, so its bound stays unknown.
@@ -37,7 +37,7 @@ struct tca_tensor {
     }
 };
 
-namespace tca {
+namespace tca::detail {
 
 // Validate a handle (and that a tensor belongs to ctx); throw Error otherwise.
 tca_context* check_ctx(tca_context* ctx);
@@ -48,4 +48,4 @@ void check_finite_host(DType dtype, const void* data, size_t bytes, const char* 
 // The same check in the same pass; returns the largest L2 norm of the data's rows of `dim` elements.
 double check_finite_rows(DType dtype, const void* data, size_t bytes, int dim, const char* what);
 
-}  // namespace tca
+}  // namespace tca::detail

@@ -16,7 +16,7 @@
 #include "core/error.h"
 #include "tca/tca.h"
 
-namespace tca::api {
+namespace tca::detail::api {
 
 #define TCA_FIELD_END(T, field) (offsetof(T, field) + sizeof(static_cast<T*>(nullptr)->field))
 
@@ -87,4 +87,4 @@ void write_struct(T* out, const T& value, const char* what) {
     out->struct_size = caller_size;
 }
 
-}  // namespace tca::api
+}  // namespace tca::detail::api

@@ -13,7 +13,7 @@
 #include "device/backends.h"
 #include "device/fault_injection.h"
 
-namespace tca {
+namespace tca::detail {
 
 namespace {
 
@@ -359,4 +359,4 @@ DeviceInfo cpu_device_info() {
 
 std::unique_ptr<Device> make_cpu_device() { return std::make_unique<CpuDevice>(); }
 
-}  // namespace tca
+}  // namespace tca::detail

@@ -30,7 +30,7 @@
 #include "device/fault_injection.h"
 #include "device/interop.h"
 
-namespace tca {
+namespace tca::detail {
 
 namespace {
 
@@ -1059,4 +1059,4 @@ void release_scratch(Device& dev) { as_opencl(dev).release_scratch(); }
 
 }  // namespace opencl_testing
 
-}  // namespace tca
+}  // namespace tca::detail

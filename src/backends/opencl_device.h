@@ -5,7 +5,7 @@
 
 #include "device/device.h"
 
-namespace tca::opencl_testing {
+namespace tca::detail::opencl_testing {
 
 // What the program cache did on one device since it was opened.
 struct ProgramCacheStats {
@@ -23,4 +23,4 @@ void build_source(Device& dev, const std::string& source, const std::string& opt
 // device (built programs stay). Fault-injection tests reuse one device.
 void release_scratch(Device& dev);
 
-}  // namespace tca::opencl_testing
+}  // namespace tca::detail::opencl_testing

@@ -36,7 +36,7 @@
 #include "device/fault_injection.h"
 #include "device/interop.h"
 
-namespace tca {
+namespace tca::detail {
 
 namespace {
 
@@ -1557,4 +1557,4 @@ void release_scratch(Device& d) { as_vulkan(d).release_scratch(); }
 
 }  // namespace vulkan_testing
 
-}  // namespace tca
+}  // namespace tca::detail

@@ -9,7 +9,7 @@
 
 #include "device/device.h"
 
-namespace tca::vulkan_testing {
+namespace tca::detail::vulkan_testing {
 
 // Bytes of pipeline-cache data accepted from disk when `dev` (a Vulkan device) was opened;
 // 0 when there was no file, or it was rejected as corrupt or from another device/driver.
@@ -47,4 +47,4 @@ void record_validation_message(const char* text);
 // them again as on a fresh device (compiled pipelines stay). Fault-injection tests reuse one device.
 void release_scratch(Device& dev);
 
-}  // namespace tca::vulkan_testing
+}  // namespace tca::detail::vulkan_testing

@@ -12,7 +12,7 @@
 #include "method/profile.h"
 #include "method/session.h"
 
-namespace tca::cli {
+namespace tca::detail::cli {
 
 namespace {
 
@@ -116,4 +116,4 @@ void register_attend(CLI::App& app) {
     });
 }
 
-}  // namespace tca::cli
+}  // namespace tca::detail::cli

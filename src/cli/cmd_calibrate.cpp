@@ -7,7 +7,7 @@
 #include "io/atomic_file.h"
 #include "method/calibrate.h"
 
-namespace tca::cli {
+namespace tca::detail::cli {
 
 void register_calibrate(CLI::App& app) {
     auto* cmd = app.add_subcommand("calibrate", "Calibrate per-KV-head sparsity (p*) on Q/K of one layer; write a profile");
@@ -51,4 +51,4 @@ void register_calibrate(CLI::App& app) {
     });
 }
 
-}  // namespace tca::cli
+}  // namespace tca::detail::cli

@@ -6,7 +6,7 @@
 #include "cli/commands.h"
 #include "device/registry.h"
 
-namespace tca::cli {
+namespace tca::detail::cli {
 
 namespace {
 
@@ -45,4 +45,4 @@ void register_devices(CLI::App& app) {
     });
 }
 
-}  // namespace tca::cli
+}  // namespace tca::detail::cli

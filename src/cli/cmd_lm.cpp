@@ -17,7 +17,7 @@
 #include "lm/model.h"
 #include "lm/text.h"
 
-namespace tca::cli {
+namespace tca::detail::cli {
 
 namespace {
 
@@ -188,4 +188,4 @@ void register_lm(CLI::App& app) {
     });
 }
 
-}  // namespace tca::cli
+}  // namespace tca::detail::cli

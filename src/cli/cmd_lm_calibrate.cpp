@@ -12,7 +12,7 @@
 #include "lm/model.h"
 #include "lm/text.h"
 
-namespace tca::cli {
+namespace tca::detail::cli {
 
 namespace {
 
@@ -89,4 +89,4 @@ void register_lm_calibrate(CLI::App& app) {
     cmd->callback([o] { run(*o); });
 }
 
-}  // namespace tca::cli
+}  // namespace tca::detail::cli

@@ -8,7 +8,7 @@
 #include "io/atomic_file.h"
 #include "method/synth.h"
 
-namespace tca::cli {
+namespace tca::detail::cli {
 
 void register_synth(CLI::App& app) {
     auto* cmd = app.add_subcommand("synth", "Write a synthetic attention workload: q.npy [Hq, L, d], k.npy and v.npy [Hkv, L, d]");
@@ -49,4 +49,4 @@ void register_synth(CLI::App& app) {
     });
 }
 
-}  // namespace tca::cli
+}  // namespace tca::detail::cli

@@ -1,10 +1,10 @@
 // Each sub-command adds itself to the app with a callback that does its work (and throws
-// tca::Error on failure). register_all() lists them.
+// tca::detail::Error on failure). register_all() lists them.
 #pragma once
 
 #include <CLI/CLI.hpp>
 
-namespace tca::cli {
+namespace tca::detail::cli {
 
 void register_devices(CLI::App& app);
 void register_synth(CLI::App& app);
@@ -24,4 +24,4 @@ inline void register_all(CLI::App& app) {
     register_lm_calibrate(app);
 }
 
-}  // namespace tca::cli
+}  // namespace tca::detail::cli

@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "tca/tca.hpp"
 
-namespace tca::cli {
+namespace tca::detail::cli {
 
 namespace {
 
@@ -59,4 +59,4 @@ int report_current_exception() {
     }
 }
 
-}  // namespace tca::cli
+}  // namespace tca::detail::cli

@@ -4,9 +4,9 @@
 // it means, so no raw library exception text reaches the user.
 #pragma once
 
-namespace tca::cli {
+namespace tca::detail::cli {
 
 // Call from inside a catch block: prints the exception being handled; returns the exit status.
 int report_current_exception();
 
-}  // namespace tca::cli
+}  // namespace tca::detail::cli

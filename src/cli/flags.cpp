@@ -1,6 +1,6 @@
 #include "cli/flags.h"
 
-namespace tca::cli {
+namespace tca::detail::cli {
 
 std::string integer_error(const std::string& text, int64_t lo, uint64_t hi) {
     const std::string range = "[" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
@@ -29,4 +29,4 @@ CLI::Validator integer_in(int64_t lo, uint64_t hi) {
         "INT in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
 }
 
-}  // namespace tca::cli
+}  // namespace tca::detail::cli

@@ -10,7 +10,7 @@
 #include <limits>
 #include <string>
 
-namespace tca::cli {
+namespace tca::detail::cli {
 
 // "" when `text` is a decimal integer in [lo, hi], else what is wrong with it.
 std::string integer_error(const std::string& text, int64_t lo, uint64_t hi);
@@ -25,4 +25,4 @@ constexpr uint64_t kMaxThreads = 1024;
 
 inline CLI::Validator non_negative_int() { return integer_in(0, uint64_t(std::numeric_limits<int>::max())); }
 
-}  // namespace tca::cli
+}  // namespace tca::detail::cli

@@ -5,7 +5,7 @@
 
 #include "method/profile.h"
 
-namespace tca::cli {
+namespace tca::detail::cli {
 
 tca::Context open_lm_context(const std::string& flag) {
     const char* env = std::getenv("TCA_DEVICE");
@@ -21,4 +21,4 @@ ProfileParams read_profile_params(const std::string& path) {
     return ProfileParams{p.params.block, p.params.window, p.params.tau, p.params.alpha};
 }
 
-}  // namespace tca::cli
+}  // namespace tca::detail::cli

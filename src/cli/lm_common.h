@@ -6,7 +6,7 @@
 
 #include "tca/tca.hpp"
 
-namespace tca::cli {
+namespace tca::detail::cli {
 
 // --device if given, else $TCA_DEVICE, else the default device (tca_context_create's rule); says on
 // stderr which one it opened, like every other sub-command.
@@ -20,4 +20,4 @@ struct ProfileParams {
 };
 ProfileParams read_profile_params(const std::string& path);
 
-}  // namespace tca::cli
+}  // namespace tca::detail::cli

@@ -10,12 +10,12 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     app.set_version_flag("--version", std::string(TCA_VERSION_STRING));
     try {
-        tca::cli::register_all(app);
+        tca::detail::cli::register_all(app);
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         return app.exit(e);  // usage errors and --help: CLI11's own messages
     } catch (...) {
-        return tca::cli::report_current_exception();
+        return tca::detail::cli::report_current_exception();
     }
     return 0;
 }

@@ -15,7 +15,7 @@
 
 #include "core/error.h"
 
-namespace tca {
+namespace tca::detail {
 
 [[noreturn]] inline void throw_size_overflow(const char* what) {
     throw Error(TCA_ERROR_OUT_OF_MEMORY, std::string(what) + ": the size overflows " +
@@ -73,4 +73,4 @@ To checked_narrow(uint64_t v, const char* what) {
 // True when [offset, offset + bytes) lies inside a buffer of `size` bytes (no wrap possible).
 inline bool range_fits(size_t offset, size_t bytes, size_t size) { return offset <= size && bytes <= size - offset; }
 
-}  // namespace tca
+}  // namespace tca::detail

@@ -7,7 +7,7 @@
 
 #include "tca/tca.h"
 
-namespace tca {
+namespace tca::detail {
 
 class Error : public std::runtime_error {
 public:
@@ -23,4 +23,4 @@ inline void require(bool ok, tca_status code, const std::string& message) {
     if (!ok) throw Error(code, message);
 }
 
-}  // namespace tca
+}  // namespace tca::detail

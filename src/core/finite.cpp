@@ -5,7 +5,7 @@
 #include "api/handles.h"
 #include "core/half.h"
 
-namespace tca {
+namespace tca::detail {
 
 namespace {
 
@@ -47,4 +47,4 @@ double check_finite_rows(DType dtype, const void* data, size_t bytes, int dim, c
     return std::sqrt(best);
 }
 
-}  // namespace tca
+}  // namespace tca::detail

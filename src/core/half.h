@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <cstring>
 
-namespace tca {
+namespace tca::detail {
 
 inline float half_to_float(uint16_t h) {
     const uint32_t sign = uint32_t(h & 0x8000u) << 16;
@@ -55,4 +55,4 @@ inline uint16_t float_to_half(float f) {
     return uint16_t(sign | r);
 }
 
-}  // namespace tca
+}  // namespace tca::detail

@@ -23,7 +23,7 @@
 
 #include "core/error.h"
 
-namespace tca {
+namespace tca::detail {
 
 double max_row_norm(const float* x, size_t rows, int dim) {
     double best = 0;
@@ -61,4 +61,4 @@ void check_attention_range(const char* what, float scale, int dim, double q, dou
     if (norm_known(v)) check_product(what, "max||v||", v, TCA_VALUE_LIMIT, "TCA_VALUE_LIMIT");
 }
 
-}  // namespace tca
+}  // namespace tca::detail

@@ -9,7 +9,7 @@
 
 #include "tca/tca.h"
 
-namespace tca {
+namespace tca::detail {
 
 // A row-norm bound nobody knows (a wrapped tensor: the library cannot see its memory). Checks
 // that need an unknown bound are skipped; tca.h says what the caller then guarantees.
@@ -32,4 +32,4 @@ inline double output_norm(double v) { return norm_known(v) ? v * (1 + 1e-3) : kN
 // Products that involve an unknown bound are not checked.
 void check_attention_range(const char* what, float scale, int dim, double q, double k, double v);
 
-}  // namespace tca
+}  // namespace tca::detail

@@ -8,7 +8,7 @@
 
 #include "device/device.h"
 
-namespace tca {
+namespace tca::detail {
 
 // Settings shared by the GPU backends.
 struct BackendOptions {
@@ -39,4 +39,4 @@ std::unique_ptr<Device> make_vulkan_device(int index, const BackendOptions& opti
 // (tests assert it stays 0).
 uint64_t vulkan_validation_message_count();
 
-}  // namespace tca
+}  // namespace tca::detail

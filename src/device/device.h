@@ -20,7 +20,7 @@
 #include "core/error.h"
 #include "tca/tca.h"
 
-namespace tca {
+namespace tca::detail {
 
 enum class DType { f32, f16 };
 inline size_t dtype_size(DType t) { return t == DType::f32 ? 4 : 2; }
@@ -312,4 +312,4 @@ inline int n_blocks_of(int n_global, int block) {
     return n_global <= 0 ? 0 : int((int64_t(n_global) + block - 1) / block);
 }
 
-}  // namespace tca
+}  // namespace tca::detail

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <string>
 
-namespace tca {
+namespace tca::detail {
 
 struct EmbeddedFile {
     const char* name;  // file name without directory: "prefill.cl", "prefill.comp"
@@ -17,4 +17,4 @@ struct EmbeddedFile {
 const EmbeddedFile* embedded_cl(const std::string& name);
 const EmbeddedFile* embedded_spirv(const std::string& name);
 
-}  // namespace tca
+}  // namespace tca::detail

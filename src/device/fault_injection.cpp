@@ -5,7 +5,7 @@
 #include <mutex>
 #include <string>
 
-namespace tca::fault {
+namespace tca::detail::fault {
 
 namespace {
 
@@ -76,4 +76,4 @@ int64_t live_buffers(Api api) { return live[slot(api)].load(); }
 LiveBuffer::LiveBuffer(Api api) : api_(api) { ++live[slot(api_)]; }
 LiveBuffer::~LiveBuffer() { --live[slot(api_)]; }
 
-}  // namespace tca::fault
+}  // namespace tca::detail::fault

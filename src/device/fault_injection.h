@@ -16,7 +16,7 @@
 
 #include "device/device.h"
 
-namespace tca::fault {
+namespace tca::detail::fault {
 
 enum class Kind { alloc, build };
 
@@ -55,4 +55,4 @@ private:
     Api api_;
 };
 
-}  // namespace tca::fault
+}  // namespace tca::detail::fault

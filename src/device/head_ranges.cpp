@@ -5,7 +5,7 @@
 
 #include "device/split_device.h"
 
-namespace tca {
+namespace tca::detail {
 
 bool is_split(const BufView& v) { return v.buf && dynamic_cast<const SplitBuffer*>(v.buf.get()) != nullptr; }
 
@@ -103,4 +103,4 @@ void HeadRanges::run(int kv_heads, bool partial_groups, const std::function<void
     }
 }
 
-}  // namespace tca
+}  // namespace tca::detail

@@ -16,7 +16,7 @@
 
 #include "device/device.h"
 
-namespace tca {
+namespace tca::detail {
 
 // True when v views a SplitBuffer.
 bool is_split(const BufView& v);
@@ -67,4 +67,4 @@ private:
     std::vector<Arg> args_;
 };
 
-}  // namespace tca
+}  // namespace tca::detail

@@ -10,7 +10,7 @@
 #include "device/backends.h"
 #include "device/device.h"
 
-namespace tca {
+namespace tca::detail {
 
 // A device on the caller's cl_context / cl_device_id / cl_command_queue (retained, released on
 // destruction). Throws TCA_ERROR_INVALID_ARGUMENT for mismatched objects and TCA_ERROR_UNSUPPORTED for
@@ -35,4 +35,4 @@ std::unique_ptr<Device> make_vulkan_device_external(const VulkanExternal& ext, c
 // The caller's VkBuffer of `size` bytes as a buffer of `dev` (never destroyed by us).
 Buffer vulkan_wrap_buffer(Device& dev, uint64_t buffer, uint64_t size);
 
-}  // namespace tca
+}  // namespace tca::detail

@@ -7,7 +7,7 @@
 #include "device/fault_injection.h"
 #include "device/split_device.h"
 
-namespace tca {
+namespace tca::detail {
 
 namespace {
 
@@ -113,4 +113,4 @@ std::unique_ptr<Device> open_device(const std::string& requested, const BackendO
     throw Error(TCA_ERROR_DEVICE_NOT_FOUND, "no device named '" + name + "'");
 }
 
-}  // namespace tca
+}  // namespace tca::detail

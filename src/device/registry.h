@@ -8,7 +8,7 @@
 #include "device/backends.h"
 #include "device/device.h"
 
-namespace tca {
+namespace tca::detail {
 
 // Every device: the reference first, then OpenCL, then Vulkan devices.
 const std::vector<DeviceInfo>& list_devices();
@@ -23,4 +23,4 @@ std::unique_ptr<Device> open_device(const std::string& name);
 // The same with explicit options instead of BackendOptions::from_environment().
 std::unique_ptr<Device> open_device(const std::string& name, const BackendOptions& options);
 
-}  // namespace tca
+}  // namespace tca::detail

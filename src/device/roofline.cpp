@@ -6,7 +6,7 @@
 
 #include "core/half.h"
 
-namespace tca {
+namespace tca::detail {
 
 namespace {
 
@@ -114,4 +114,4 @@ Roofline measure_roofline(Device& dev) {
     return r;
 }
 
-}  // namespace tca
+}  // namespace tca::detail

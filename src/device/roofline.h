@@ -6,7 +6,7 @@
 
 #include "device/device.h"
 
-namespace tca {
+namespace tca::detail {
 
 struct Roofline {
     double copy_gbps = 0;    // (bytes read + bytes written) / s / 1e9, best of `runs`
@@ -23,4 +23,4 @@ struct Roofline {
 // enough to take well under a second on a CPU driver. Profiling is left as it was found.
 Roofline measure_roofline(Device& dev);
 
-}  // namespace tca
+}  // namespace tca::detail

@@ -9,7 +9,7 @@
 
 #include "device/head_ranges.h"
 
-namespace tca {
+namespace tca::detail {
 
 const SplitBuffer::Piece& SplitBuffer::piece_at(size_t offset) const {
     const auto it = std::upper_bound(pieces.begin(), pieces.end(), offset,
@@ -270,4 +270,4 @@ std::unique_ptr<Device> make_split_device(std::unique_ptr<Device> inner, uint64_
     return std::make_unique<SplitDevice>(std::move(inner), max_buffer_bytes);
 }
 
-}  // namespace tca
+}  // namespace tca::detail

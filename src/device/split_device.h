@@ -18,7 +18,7 @@
 
 #include "device/device.h"
 
-namespace tca {
+namespace tca::detail {
 
 // A logical buffer stored as pieces, each a backend buffer holding whole rows of row_bytes.
 struct SplitBuffer final : BufferImpl {
@@ -37,4 +37,4 @@ struct SplitBuffer final : BufferImpl {
 // info().max_allocation reports the limit in force.
 std::unique_ptr<Device> make_split_device(std::unique_ptr<Device> inner, uint64_t max_buffer_bytes);
 
-}  // namespace tca
+}  // namespace tca::detail

@@ -4,7 +4,7 @@
 #include "core/checked.h"
 #include "device/device.h"
 
-namespace tca {
+namespace tca::detail {
 
 namespace {
 
@@ -212,4 +212,4 @@ void validate(const GemmArgs& a) {
             "gemm: c must not share a buffer with a or b");
 }
 
-}  // namespace tca
+}  // namespace tca::detail

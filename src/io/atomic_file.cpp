@@ -12,7 +12,7 @@
 
 #include "core/error.h"
 
-namespace tca::io {
+namespace tca::detail::io {
 
 namespace {
 
@@ -137,4 +137,4 @@ void OutputBatch::commit() {
     staged_.clear();
 }
 
-}  // namespace tca::io
+}  // namespace tca::detail::io

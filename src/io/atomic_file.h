@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-namespace tca::io {
+namespace tca::detail::io {
 
 // Throws TCA_ERROR_IO unless `path` is absent or a regular file: the check stage() makes, for
 // callers that want to fail before hours of work rather than after.
@@ -46,4 +46,4 @@ private:
     std::vector<Staged> staged_;
 };
 
-}  // namespace tca::io
+}  // namespace tca::detail::io

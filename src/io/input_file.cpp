@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 
-namespace tca::io {
+namespace tca::detail::io {
 
 namespace {
 
@@ -76,4 +76,4 @@ std::vector<unsigned char> read_regular_file(const std::string& path, uint64_t m
     return out;
 }
 
-}  // namespace tca::io
+}  // namespace tca::detail::io

@@ -11,7 +11,7 @@
 
 #include <sys/types.h>
 
-namespace tca::io {
+namespace tca::detail::io {
 
 // What a file of this st_mode is, for messages: "a directory", "a FIFO (named pipe)", ...
 const char* file_kind(mode_t mode);
@@ -39,4 +39,4 @@ private:
 // before any of it is read). Throws Error(TCA_ERROR_IO) naming the path.
 std::vector<unsigned char> read_regular_file(const std::string& path, uint64_t max_bytes = UINT64_MAX);
 
-}  // namespace tca::io
+}  // namespace tca::detail::io

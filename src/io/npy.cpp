@@ -15,7 +15,7 @@
 #include "io/atomic_file.h"
 #include "io/input_file.h"
 
-namespace tca::io {
+namespace tca::detail::io {
 
 namespace {
 
@@ -341,4 +341,4 @@ NpyArray make_u8(std::vector<int64_t> shape, const std::vector<uint8_t>& values)
     return a;
 }
 
-}  // namespace tca::io
+}  // namespace tca::detail::io

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-namespace tca::io {
+namespace tca::detail::io {
 
 enum class NpyType { f32, f16, u8, i32 };
 const char* npy_type_name(NpyType t);
@@ -43,4 +43,4 @@ std::vector<float> read_float_tensor(const std::string& path, int rank, std::vec
 NpyArray make_f32(std::vector<int64_t> shape, const std::vector<float>& values);
 NpyArray make_u8(std::vector<int64_t> shape, const std::vector<uint8_t>& values);
 
-}  // namespace tca::io
+}  // namespace tca::detail::io

@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "lm/matmul.h"
 
-namespace tca::lm {
+namespace tca::detail::lm {
 
 namespace {
 
@@ -188,4 +188,4 @@ WindowResult forward(const Model& m, tca::Context& ctx, const uint8_t* bytes, in
     return res;
 }
 
-}  // namespace tca::lm
+}  // namespace tca::detail::lm

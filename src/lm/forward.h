@@ -11,7 +11,7 @@
 #include "lm/model.h"
 #include "tca/tca.hpp"
 
-namespace tca::lm {
+namespace tca::detail::lm {
 
 // Called once per layer with its attention inputs after RoPE, head-major as libtca takes them:
 // q [Hq, T, hd], k and v [Hkv, T, hd]. For dumps and calibration.
@@ -56,4 +56,4 @@ void rms_norm(const float* x, int T, int dim, const std::vector<float>& weight, 
 // out [H, T, hd].
 void rope_to_heads(const float* y, int T, int heads, int head_dim, double theta, float* out);
 
-}  // namespace tca::lm
+}  // namespace tca::detail::lm

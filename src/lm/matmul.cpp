@@ -4,7 +4,7 @@
 #include <thread>
 #include <vector>
 
-namespace tca::lm {
+namespace tca::detail::lm {
 
 namespace {
 
@@ -90,4 +90,4 @@ void matmul(const float* x, int T, const Linear& w, float* y, int threads) {
     for (auto& th : pool) th.join();
 }
 
-}  // namespace tca::lm
+}  // namespace tca::detail::lm

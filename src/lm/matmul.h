@@ -7,7 +7,7 @@
 
 #include "lm/model.h"
 
-namespace tca::lm {
+namespace tca::detail::lm {
 
 // x: [T, w.in] row-major; y: [T, w.out] row-major (overwritten). threads <= 0: one per core.
 void matmul(const float* x, int T, const Linear& w, float* y, int threads = 0);
@@ -15,4 +15,4 @@ void matmul(const float* x, int T, const Linear& w, float* y, int threads = 0);
 // Threads matmul uses by default: the hardware's, at most 8.
 int default_threads();
 
-}  // namespace tca::lm
+}  // namespace tca::detail::lm

@@ -11,7 +11,7 @@
 #include "core/half.h"
 #include "io/input_file.h"
 
-namespace tca::lm {
+namespace tca::detail::lm {
 
 namespace {
 
@@ -247,4 +247,4 @@ size_t parameter_count(const Model& m) {
     return n;
 }
 
-}  // namespace tca::lm
+}  // namespace tca::detail::lm

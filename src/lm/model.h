@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace tca::lm {
+namespace tca::detail::lm {
 
 struct Config {
     int vocab = 256, dim = 0, n_layers = 0, n_heads = 0, n_kv_heads = 0, head_dim = 0, ffn_dim = 0;
@@ -44,10 +44,10 @@ struct Model {
 // outside its range or inconsistent, a config whose weights the file is too small to hold
 // (checked before anything is built from it), a tensor missing, duplicated, unknown or of the
 // wrong shape, a weights file too short for the offsets, a non-finite weight -- throws
-// tca::Error(TCA_ERROR_IO) with a message naming the file and the field.
+// tca::detail::Error(TCA_ERROR_IO) with a message naming the file and the field.
 Model load_model(const std::string& json_path);
 
 // Parameter count (every stored tensor).
 size_t parameter_count(const Model& m);
 
-}  // namespace tca::lm
+}  // namespace tca::detail::lm

@@ -5,7 +5,7 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 
-namespace tca::lm {
+namespace tca::detail::lm {
 
 TextWindows read_windows(const std::string& path, int64_t offset, int context, int windows) {
     require(context >= 2, TCA_ERROR_INVALID_ARGUMENT, fmt::format("--context {} must be at least 2 bytes", context));
@@ -25,4 +25,4 @@ TextWindows read_windows(const std::string& path, int64_t offset, int context, i
     return w;
 }
 
-}  // namespace tca::lm
+}  // namespace tca::detail::lm

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-namespace tca::lm {
+namespace tca::detail::lm {
 
 struct TextWindows {
     int context = 0, count = 0;
@@ -15,8 +15,8 @@ struct TextWindows {
 };
 
 // Windows i = 0 .. count-1 cover bytes [offset + i*context, offset + (i+1)*context) of the file.
-// windows <= 0: every full window after offset. Throws tca::Error (TCA_ERROR_IO for an unreadable
+// windows <= 0: every full window after offset. Throws tca::detail::Error (TCA_ERROR_IO for an unreadable
 // file, TCA_ERROR_INVALID_ARGUMENT when the file is too short for what was asked).
 TextWindows read_windows(const std::string& path, int64_t offset, int context, int windows);
 
-}  // namespace tca::lm
+}  // namespace tca::detail::lm

@@ -8,7 +8,7 @@
 #include "core/checked.h"
 #include "core/error.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 namespace {
 
@@ -139,4 +139,4 @@ HostTensor dense_reference(const HostTensor& q, const HostTensor& k, const HostT
     return o;
 }
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

@@ -11,7 +11,7 @@
 #include "method/host_tensor.h"
 #include "method/trace.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 // Floating-point allowance for checking the bound against a float32 output: the bound holds
 // exactly in real arithmetic, the device output is rounded, so tests accept
@@ -46,4 +46,4 @@ std::vector<HeadBoundSummary> summarize(const std::vector<QueryBound>& qb, int q
 // The dense attention output in double (rounded to float), the reference of every comparison.
 HostTensor dense_reference(const HostTensor& q, const HostTensor& k, const HostTensor& v);
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

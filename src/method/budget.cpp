@@ -4,7 +4,7 @@
 
 #include "core/error.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 std::vector<int> budget_vector(const std::vector<int>& K, const std::vector<double>& p, int n_blocks) {
     require(K.size() == p.size() && !K.empty(), TCA_ERROR_INVALID_ARGUMENT, "budget_vector: p does not match K");
@@ -21,4 +21,4 @@ std::vector<int> budget_vector(const std::vector<int>& K, const std::vector<doub
     return psi;
 }
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

@@ -3,7 +3,7 @@
 
 #include <vector>
 
-namespace tca::method {
+namespace tca::detail::method {
 
 // Budgets for n blocks ranked 0..n-1 (rank 0 = highest metric), from a distribution p over the
 // keep counts K (ascending). Keep counts are assigned from the largest down:
@@ -14,4 +14,4 @@ namespace tca::method {
 // min(budget, its size); that clamp is the select op's job.
 std::vector<int> budget_vector(const std::vector<int>& K, const std::vector<double>& p, int n_blocks);
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

@@ -5,7 +5,7 @@
 #include "method/device_util.h"
 #include "method/selection.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 int choose_candidate(const std::vector<int>& kept, const std::vector<double>& covered, double tau, bool* valid) {
     int best = -1;
@@ -119,4 +119,4 @@ Profile calibrate(Device& dev, const TcaParams& params, const std::vector<HostTe
     return p;
 }
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

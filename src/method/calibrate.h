@@ -8,7 +8,7 @@
 #include "method/host_tensor.h"
 #include "method/profile.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 // Everything calibration measured for one KV head: per candidate, the tokens its selection kept
 // and the covered mass a_i; and the choice.
@@ -39,4 +39,4 @@ Profile calibrate(Device& dev, const TcaParams& params, const std::vector<HostTe
 // The mean-received-attention statistic c [Hkv][L] (colsum op) of one layer.
 std::vector<std::vector<float>> received_attention(Device& dev, const HostTensor& q, const HostTensor& k);
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

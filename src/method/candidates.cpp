@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 bool is_power_of_two(int x) { return x > 0 && (x & (x - 1)) == 0; }
 
@@ -98,4 +98,4 @@ void validate_distribution(const std::vector<int>& K, const std::vector<double>&
             std::string(what) + ": probabilities sum to " + std::to_string(s) + ", not 1");
 }
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

@@ -6,7 +6,7 @@
 
 #include "method/params.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 // K = {1, 2, 4, .., b}.
 std::vector<int> keep_counts(int block);
@@ -42,4 +42,4 @@ int decode_keep(const std::vector<int>& K, const std::vector<double>& p);
 // Checks that p is a distribution over K (right length, entries >= 0, sum 1 within 1e-6).
 void validate_distribution(const std::vector<int>& K, const std::vector<double>& p, const char* what);
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

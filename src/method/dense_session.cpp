@@ -6,7 +6,7 @@
 #include "method/device_util.h"
 #include "method/session.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 namespace {
 
@@ -100,4 +100,4 @@ std::unique_ptr<AttentionSession> make_dense_session(Device& dev, AttnShape shap
     return std::make_unique<DenseSession>(dev, shape, capacity, kv_dtype);
 }
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

@@ -6,7 +6,7 @@
 #include "core/checked.h"
 #include "core/half.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 namespace {
 
@@ -129,4 +129,4 @@ Tensor row_view(const Tensor& t, int token) {
     return r;
 }
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

@@ -9,7 +9,7 @@
 #include "device/device.h"
 #include "method/host_tensor.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 // A device buffer of `n` 4-byte elements, optionally filled.
 BufView alloc_ints(Device& dev, const std::vector<int32_t>& values);
@@ -36,4 +36,4 @@ std::vector<uint8_t> read_rows(Device& dev, const Tensor& t, int head, int row0,
 // Writes one row (dim values) at (head, token); converts to f16 for f16 tensors.
 void write_row(Device& dev, const Tensor& t, int head, int token, const float* values);
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

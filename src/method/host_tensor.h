@@ -7,7 +7,7 @@
 
 #include "core/checked.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 struct HostTensor {
     int heads = 0, tokens = 0, dim = 0;
@@ -23,4 +23,4 @@ struct HostTensor {
     const float* row(int h, int t) const { return data.data() + (size_t(h) * tokens + t) * dim; }
 };
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

@@ -3,7 +3,7 @@
 // "[choice]": they fill gaps the paper leaves open and can be changed here.
 #pragma once
 
-namespace tca::method {
+namespace tca::detail::method {
 
 struct TcaParams {
     int block = 128;      // b: tokens per block; a power of two (the keep counts are 1, 2, 4, .., b)
@@ -27,4 +27,4 @@ void validate_params(const TcaParams& p);
 
 bool is_power_of_two(int x);
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

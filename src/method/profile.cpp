@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "io/input_file.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 using nlohmann::json;
 
@@ -235,4 +235,4 @@ Profile fixed_ratio_profile(const TcaParams& params, const ModelShape& shape, do
     return p;
 }
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

@@ -8,7 +8,7 @@
 #include "method/candidates.h"
 #include "method/params.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 constexpr const char* kProfileFormat = "tca-profile";
 constexpr int kProfileVersion = 1;
@@ -56,4 +56,4 @@ Profile load_profile(const std::string& path);
 // Throws TCA_ERROR_SHAPE_MISMATCH unless the profile was made for this attention shape.
 void check_profile_shape(const Profile& p, int q_heads, int kv_heads, int head_dim);
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

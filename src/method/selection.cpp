@@ -4,7 +4,7 @@
 #include "method/budget.h"
 #include "method/device_util.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 BlockRanking rank_blocks(Device& dev, const Tensor& q, const Tensor& k, int n_global, int block, float alpha) {
     const int L = k.tokens;
@@ -59,4 +59,4 @@ std::vector<std::vector<int>> head_budgets(const std::vector<int>& K, const std:
     return out;
 }
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

@@ -10,7 +10,7 @@
 #include "device/device.h"
 #include "method/candidates.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 // Device buffers of one ranking: importance s [heads, s_stride] (the last query's softmax, group
 // mean) and the block order [heads, n_blocks] over the global region [0, n_global).
@@ -40,4 +40,4 @@ void select_tokens(Device& dev, const BlockRanking& r, const std::vector<std::ve
 std::vector<std::vector<int>> head_budgets(const std::vector<int>& K, const std::vector<std::vector<double>>& p,
                                            int n_blocks);
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

@@ -9,7 +9,7 @@
 #include "method/device_util.h"
 #include "method/session.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 void AttentionSession::check_call(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
                                   bool one_token) const {
@@ -96,4 +96,4 @@ std::vector<float> AttentionSession::decode(const float* q, const float* k, cons
     return o;
 }
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

@@ -14,7 +14,7 @@
 #include "method/params.h"
 #include "method/trace.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 struct AttnShape {
     int q_heads = 0, kv_heads = 0, dim = 0;
@@ -120,4 +120,4 @@ std::unique_ptr<AttentionSession> make_tca_session(Device& dev, AttnShape shape,
                                                    std::vector<std::vector<double>> p_star, int capacity,
                                                    DType kv_dtype = DType::f32);
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

@@ -6,7 +6,7 @@
 
 #include "core/error.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 namespace {
 
@@ -244,4 +244,4 @@ SynthData synthesize(const SynthSpec& s) {
     return out;
 }
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

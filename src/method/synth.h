@@ -30,7 +30,7 @@
 
 #include "method/host_tensor.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 enum class SynthKind { sink, local, uniform, bipolar, retrieval, random, mix };
 
@@ -52,4 +52,4 @@ struct SynthData {
 
 SynthData synthesize(const SynthSpec& spec);
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

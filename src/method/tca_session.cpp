@@ -25,7 +25,7 @@
 #include "method/selection.h"
 #include "method/session.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 namespace {
 
@@ -265,4 +265,4 @@ std::unique_ptr<AttentionSession> make_tca_session(Device& dev, AttnShape shape,
     return std::make_unique<TcaSession>(dev, shape, params, std::move(p_star), capacity, kv_dtype);
 }
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

@@ -4,7 +4,7 @@
 
 #include "core/error.h"
 
-namespace tca::method {
+namespace tca::detail::method {
 
 void AttentionTrace::mask(int h, int pos, std::vector<uint8_t>& m) const {
     require(pos >= 0 && pos < total_tokens(), TCA_ERROR_INTERNAL, "trace: position outside the run");
@@ -31,4 +31,4 @@ void AttentionTrace::mask(int h, int pos, std::vector<uint8_t>& m) const {
     for (int j = pos - step_n1[s] + 1; j <= pos; ++j) m[j] = 1;
 }
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace tca::method {
+namespace tca::detail::method {
 
 struct AttentionTrace {
     bool dense = true;
@@ -28,4 +28,4 @@ struct AttentionTrace {
     void mask(int h, int pos, std::vector<uint8_t>& m) const;
 };
 
-}  // namespace tca::method
+}  // namespace tca::detail::method

@@ -1,6 +1,6 @@
 // Shared by the libFuzzer harnesses (scripts/fuzz, docs in tests/fuzz/README.md).
 //
-// A parser may reject an input only with tca::Error of an allowed status; any other exception
+// A parser may reject an input only with tca::detail::Error of an allowed status; any other exception
 // escapes the harness and libFuzzer reports it as a crash, as it does sanitizer findings, a
 // timeout or memory past -rss_limit_mb. scripts/fuzz also replays the seeds with TCA_FUZZ_EXPECT
 // set: "ok" for the valid files (a rejection is fatal: the harness must reach a successful parse,
@@ -14,7 +14,7 @@
 
 #include "core/error.h"
 
-namespace tca::fuzz {
+namespace tca::detail::fuzz {
 
 inline bool expect(const char* what) {
     const char* e = std::getenv("TCA_FUZZ_EXPECT");
@@ -54,4 +54,4 @@ inline void accepted() {
     std::abort();
 }
 
-}  // namespace tca::fuzz
+}  // namespace tca::detail::fuzz

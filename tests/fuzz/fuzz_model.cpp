@@ -13,7 +13,7 @@
 #include "fuzz_common.h"
 #include "lm/model.h"
 
-using namespace tca;
+using namespace tca::detail;
 namespace fs = std::filesystem;
 
 namespace {

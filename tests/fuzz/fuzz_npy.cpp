@@ -11,7 +11,7 @@
 #include "fuzz_common.h"
 #include "io/npy.h"
 
-using namespace tca;
+using namespace tca::detail;
 
 namespace {
 

@@ -7,7 +7,7 @@
 #include "fuzz_common.h"
 #include "method/profile.h"
 
-using namespace tca;
+using namespace tca::detail;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string text(reinterpret_cast<const char*>(data), size);
