@@ -28,12 +28,12 @@ struct tca_tensor {
     // Bound on the L2 norm of every row of the data, for the range checks of attention calls
     // (core/range.h). Tensors of tca_tensor_create are `tracked`: uploads and the calls that write
     // them keep the bound; a wrapped tensor's memory is the caller's, so its bound stays unknown.
-    double row_norm = tca::kNormUnknown;
+    double row_norm = tca::detail::kNormUnknown;
     bool tracked = false;
     // After an attention call wrote this tensor with values bounded by v (an output's rows are
     // softmax averages of value rows).
     void wrote_output(double v) {
-        if (tracked) row_norm = tca::output_norm(v);
+        if (tracked) row_norm = tca::detail::output_norm(v);
     }
 };
 

@@ -41,6 +41,7 @@ void check_range(const HostTensor& q, const HostTensor& k) {
 
 std::vector<std::vector<float>> colsum_on_device(Device& dev, const Tensor& q, const Tensor& k) {
     const int L = k.tokens;
+    const size_t n = checked_product({k.heads, L}, "received-attention elements");
     BufView c = alloc_zero_rows(dev, k.heads, size_t(L));
     ColsumArgs ca;
     ca.q = q, ca.k = k, ca.c = c, ca.c_stride = L;
