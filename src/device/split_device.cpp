@@ -7,6 +7,7 @@
 #include <initializer_list>
 #include <string>
 
+#include "core/checked.h"
 #include "device/head_ranges.h"
 
 namespace tca::detail {
@@ -19,10 +20,7 @@ const SplitBuffer::Piece& SplitBuffer::piece_at(size_t offset) const {
 
 Buffer Device::alloc_heads(size_t heads, size_t head_bytes, size_t align) {
     (void)align;
-    size_t total = 0;
-    require(!__builtin_mul_overflow(heads, head_bytes, &total), TCA_ERROR_OUT_OF_MEMORY,
-            std::to_string(heads) + " heads of " + std::to_string(head_bytes) + " bytes overflow a buffer size");
-    return alloc(total);
+    return alloc(checked_mul(heads, head_bytes, "tensor bytes (heads x bytes per head)"));
 }
 
 namespace {
@@ -63,9 +61,7 @@ public:
     }
 
     Buffer alloc_heads(size_t heads, size_t head_bytes, size_t align) override {
-        size_t total = 0;
-        require(!__builtin_mul_overflow(heads, head_bytes, &total), TCA_ERROR_OUT_OF_MEMORY,
-                std::to_string(heads) + " heads of " + std::to_string(head_bytes) + " bytes overflow a buffer size");
+        const size_t total = checked_mul(heads, head_bytes, "tensor bytes (heads x bytes per head)");
         const uint64_t limit = info_.max_allocation;
         if (total <= limit) return inner_->alloc(total);
         require(head_bytes <= limit, TCA_ERROR_OUT_OF_MEMORY,
