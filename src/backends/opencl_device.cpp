@@ -29,6 +29,7 @@
 #include "device/embedded.h"
 #include "device/fault_injection.h"
 #include "device/interop.h"
+#include "iface/iface_copy.h"
 
 namespace tca::detail {
 
@@ -337,25 +338,31 @@ bool write_cache_file(const std::string& path, const std::vector<unsigned char>&
 }
 
 // Embedded sources have no file system behind them: `#include "x"` lines are replaced by the
-// embedded file x (one level deep, which is all the kernels use).
-std::string expand_source(const std::string& file) {
+// embedded file x, recursively (cl/*.cl include cl/*.h, which include src/iface/*.h). Each file is
+// inlined once per program, as if every header had an include guard.
+void expand_into(const std::string& file, std::string& out, std::vector<std::string>& seen, int depth) {
+    if (depth > 8) throw Error(TCA_ERROR_INTERNAL, "opencl: includes nest deeper than 8 at " + file);
     const EmbeddedFile* f = embedded_cl(file);
     if (!f) throw Error(TCA_ERROR_INTERNAL, "opencl: kernel source " + file + " was not embedded");
+    seen.push_back(file);
     std::istringstream in(std::string(reinterpret_cast<const char*>(f->data), f->size));
-    std::string out, line;
+    std::string line;
     while (std::getline(in, line)) {
         const auto q0 = line.find('"');
         if (line.rfind("#include", 0) == 0 && q0 != std::string::npos) {
             const std::string name = line.substr(q0 + 1, line.find('"', q0 + 1) - q0 - 1);
-            const EmbeddedFile* inc = embedded_cl(name);
-            if (!inc) throw Error(TCA_ERROR_INTERNAL, "opencl: " + file + " includes " + name + ", not embedded");
-            out.append(reinterpret_cast<const char*>(inc->data), inc->size);
-            out += '\n';
+            if (std::find(seen.begin(), seen.end(), name) == seen.end()) expand_into(name, out, seen, depth + 1);
         } else {
             out += line;
             out += '\n';
         }
     }
+}
+
+std::string expand_source(const std::string& file) {
+    std::string out;
+    std::vector<std::string> seen;
+    expand_into(file, out, seen, 0);
     return out;
 }
 
@@ -387,6 +394,19 @@ void set_arg(cl_kernel k, cl_uint& i, const TensorArg& t) {
     set_arg(k, i, t.off);
     set_arg(k, i, t.hs);
     set_arg(k, i, t.ts);
+}
+// A family's parameter block (src/iface/iface_*.h), passed as one by-value struct argument.
+template <class P>
+struct ParamsArg {
+    const P& p;
+};
+template <class P>
+ParamsArg<P> params(const P& p) {
+    return {p};
+}
+template <class P>
+void set_arg(cl_kernel k, cl_uint& i, ParamsArg<P> a) {
+    check(clSetKernelArg(k, i++, sizeof(P), &a.p), "clSetKernelArg");
 }
 void set_arg(cl_kernel k, cl_uint& i, const ViewArg& v) {
     set_arg(k, i, v.mem);
@@ -692,8 +712,12 @@ public:
         validate(a);
         OpScope op(*this, "copy");
         const size_t units = a.bytes / 16, wg = std::min<size_t>(max_wg_, 256);
-        launch(kernel("copy.cl", "", "copy_u4"), Range(units), Range(wg), mem(a.src), cl_long(a.src.offset / 16),
-               mem(a.dst), cl_long(a.dst.offset / 16), cl_long(units));
+        CopyParams p{};
+        p.src_off = checked_narrow<uint32_t>(a.src.offset / 16, "copy source offset");
+        p.dst_off = checked_narrow<uint32_t>(a.dst.offset / 16, "copy destination offset");
+        p.n = checked_narrow<uint32_t>(units, "copy size");
+        p.gx = 0;  // a 1-D range on OpenCL
+        launch(kernel("copy.cl", "", "copy_u4"), Range(units), Range(wg), mem(a.src), mem(a.dst), params(p));
     }
 
     // CLBlast's tuned GEMM. It may enqueue several kernels (padding, transposes), so the op is

@@ -35,6 +35,7 @@
 #include "device/embedded.h"
 #include "device/fault_injection.h"
 #include "device/interop.h"
+#include "iface/iface_copy.h"
 
 namespace tca::detail {
 
@@ -427,9 +428,6 @@ struct GatherPC {  // shaders/gather.comp
     int32_t pos_base;
     uint32_t flags;  // 1 idx, 2 count, 4 dst_off, 8 pos_out
     uint32_t dst_tokens, src_tokens, dim, heads;
-};
-struct CopyPC {  // shaders/copy.comp
-    uint32_t src_off, dst_off, n, gx;
 };
 
 struct GemmPC {  // shaders/gemm.comp
@@ -1445,12 +1443,15 @@ void VulkanDevice::gather(const GatherArgs& a) {
 void VulkanDevice::stream_copy(const CopyArgs& a) {
     validate(a);
     OpScope op(this, "copy");
-    CopyPC pc{};
-    pc.src_off = uint32_t(a.src.offset / 16), pc.dst_off = uint32_t(a.dst.offset / 16);
-    pc.n = uint32_t(a.bytes / 16);
+    CopyParams pc{};
+    pc.src_off = checked_narrow<uint32_t>(a.src.offset / 16, "copy source offset");
+    pc.dst_off = checked_narrow<uint32_t>(a.dst.offset / 16, "copy destination offset");
+    pc.n = checked_narrow<uint32_t>(a.bytes / 16, "copy size");
     constexpr uint32_t kWG = 256;
     const uint32_t groups = ceil_div(pc.n, kWG);
     pc.gx = std::min<uint32_t>(groups, 32768);
+    static_assert(TCA_COPY_BIND_SRC == 0 && TCA_COPY_BIND_DST == 1 && TCA_COPY_SPEC_WG == 0,
+                  "dispatch() binds buffers and specialization constants in list order");
     dispatch("copy.comp", {kWG}, pc, {in(a.src), out(a.dst)}, pc.gx, ceil_div(groups, pc.gx));
 }
 
