@@ -16,41 +16,32 @@
 // Sparse: the column list is virtual: first the row block's usable kept tokens (gathered by index,
 // kept_idx <= last query - window, masked per query), then the local band; work is proportional to
 // what is kept.
+// Parameters, bindings, specialization constants and modes: src/iface/iface_attn.h.
 #include "common.glsl"
+#include "iface_attn.h"
 
-layout(local_size_x_id = 0) in;                // BR * TPR
-layout(constant_id = 1) const uint BR = 32;     // rows per workgroup
-layout(constant_id = 2) const uint BC = 32;     // columns per staged tile (<= 32: one mask word)
-layout(constant_id = 3) const uint D = 128;     // head dim, a multiple of 4
-layout(constant_id = 4) const uint TPR = 4;     // threads per row: 1, 2 or 4
-layout(constant_id = 5) const uint KV_F16 = 0;
-layout(constant_id = 6) const uint USE_SG = 0;
-layout(constant_id = 7) const uint MODE = 0;
-layout(constant_id = 8) const uint SPARSE = 0;
+layout(local_size_x_id = TCA_ATTN_SPEC_WG) in;                // BR * TPR
+layout(constant_id = TCA_ATTN_SPEC_BR) const uint BR = 32;     // rows per workgroup
+layout(constant_id = TCA_ATTN_SPEC_BC) const uint BC = 32;     // columns per staged tile (<= 32: one mask word)
+layout(constant_id = TCA_ATTN_SPEC_D) const uint D = 128;      // head dim, a multiple of 4
+layout(constant_id = TCA_ATTN_SPEC_TPR) const uint TPR = 4;    // threads per row: 1, 2 or 4
+layout(constant_id = TCA_ATTN_SPEC_KV_F16) const uint KV_F16 = 0;
+layout(constant_id = TCA_ATTN_SPEC_USE_SG) const uint USE_SG = 0;
+layout(constant_id = TCA_ATTN_SPEC_MODE) const uint MODE = 0;
+layout(constant_id = TCA_ATTN_SPEC_SPARSE) const uint SPARSE = 0;
 
 const uint WG = gl_WorkGroupSize.x;
 const uint D4 = D / 4;
 const uint NV = (D4 + TPR - 1) / TPR;  // vec4s of a row per thread
 
-layout(push_constant) uniform PC {
-    uint q_off, k_off, v_off, o_off;  // element offsets
-    uint q_hs, q_ts, k_hs, k_ts;      // head / token strides in elements
-    uint v_hs, v_ts, o_hs, o_ts;
-    uint lq, lk, q_pos0, group;
-    int window;
-    uint idx_off, cnt_off, kept_stride;
-    uint stats_off, c_off, c_stride;
-    float scale;
-} pc;
-
-layout(binding = 0, std430) readonly buffer QBuf { float q_x[]; };
-KV_BUFFER(1, k)
-KV_BUFFER(2, v)
-layout(binding = 3, std430) writeonly buffer OBuf { float o_x[]; };
-layout(binding = 4, std430) readonly buffer IdxBuf { int kept_idx[]; };
-layout(binding = 5, std430) readonly buffer CntBuf { int kept_cnt[]; };
-layout(binding = 6, std430) buffer StatBuf { float stats[]; };
-layout(binding = 7, std430) writeonly buffer ColBuf { float col_x[]; };
+layout(binding = TCA_ATTN_BIND_Q, std430) readonly buffer QBuf { float q_x[]; };
+KV_BUFFER(TCA_ATTN_BIND_K, k)
+KV_BUFFER(TCA_ATTN_BIND_V, v)
+layout(binding = TCA_ATTN_BIND_O, std430) writeonly buffer OBuf { float o_x[]; };
+layout(binding = TCA_ATTN_BIND_KEPT_IDX, std430) readonly buffer IdxBuf { int kept_idx[]; };
+layout(binding = TCA_ATTN_BIND_KEPT_COUNT, std430) readonly buffer CntBuf { int kept_cnt[]; };
+layout(binding = TCA_ATTN_BIND_STATS, std430) buffer StatBuf { float stats[]; };
+layout(binding = TCA_ATTN_BIND_COLSUM, std430) writeonly buffer ColBuf { float col_x[]; };
 
 shared vec4 tile[BC * D4];
 shared int tpos[BC];          // token position of each staged column, -1 past the end

@@ -7,36 +7,29 @@
 // Data is addressed as 32-bit words. f32: one word per element. f16 with every row starting on an
 // even element (ALIGNED): two elements per word. Otherwise halves are merged into destination words
 // with atomicAnd/atomicOr, since two rows may share a word; the result does not depend on order.
+// Parameters, bindings, specialization constants and modes: src/iface/iface_gather.h.
 #include "common.glsl"
+#include "iface_gather.h"
 
-layout(local_size_x_id = 0) in;
-layout(constant_id = 1) const uint IS_F16 = 0;
-layout(constant_id = 2) const uint ALIGNED = 1;
-layout(constant_id = 3) const uint MODE = 0;
+layout(local_size_x_id = TCA_GATHER_SPEC_WG) in;
+layout(constant_id = TCA_GATHER_SPEC_IS_F16) const uint IS_F16 = 0;
+layout(constant_id = TCA_GATHER_SPEC_ALIGNED) const uint ALIGNED = 1;
+layout(constant_id = TCA_GATHER_SPEC_MODE) const uint MODE = 0;
 const uint WG = gl_WorkGroupSize.x;
-const uint ROWS = 16;  // host: kRowsPerGroup
+const uint ROWS = TCA_GATHER_ROWS;
 
-layout(push_constant) uniform PC {
-    uint sk_off, sk_hs, sk_ts, sv_off, sv_hs, sv_ts;
-    uint dk_off, dk_hs, dk_ts, dv_off, dv_hs, dv_ts;
-    uint src_row0, idx_off, idx_stride, cnt_off, uniform_count, off_off, len_off, pos_off, pos_stride;
-    int pos_base;
-    uint flags;  // 1 idx, 2 count, 4 dst_off, 8 pos_out
-    uint dst_tokens, src_tokens, dim, heads;
-} pc;
+layout(binding = TCA_GATHER_BIND_SRC_K, std430) readonly buffer SK { uint sk[]; };
+layout(binding = TCA_GATHER_BIND_SRC_V, std430) readonly buffer SV { uint sv[]; };
+layout(binding = TCA_GATHER_BIND_DST_K, std430) buffer DK { uint dk[]; };
+layout(binding = TCA_GATHER_BIND_DST_V, std430) buffer DV { uint dv[]; };
+layout(binding = TCA_GATHER_BIND_IDX, std430) readonly buffer Idx { int idx[]; };
+layout(binding = TCA_GATHER_BIND_COUNT, std430) readonly buffer Cnt { int cnt[]; };
+layout(binding = TCA_GATHER_BIND_DST_OFF, std430) readonly buffer Off { int dst_off[]; };
+layout(binding = TCA_GATHER_BIND_DST_LEN, std430) writeonly buffer Len { int dst_len[]; };
+layout(binding = TCA_GATHER_BIND_POS_OUT, std430) writeonly buffer Pos { int pos_out[]; };
 
-layout(binding = 0, std430) readonly buffer SK { uint sk[]; };
-layout(binding = 1, std430) readonly buffer SV { uint sv[]; };
-layout(binding = 2, std430) buffer DK { uint dk[]; };
-layout(binding = 3, std430) buffer DV { uint dv[]; };
-layout(binding = 4, std430) readonly buffer Idx { int idx[]; };
-layout(binding = 5, std430) readonly buffer Cnt { int cnt[]; };
-layout(binding = 6, std430) readonly buffer Off { int dst_off[]; };
-layout(binding = 7, std430) writeonly buffer Len { int dst_len[]; };
-layout(binding = 8, std430) writeonly buffer Pos { int pos_out[]; };
-
-int count_of(uint h) { return (pc.flags & 2u) != 0u ? cnt[pc.cnt_off + h] : int(pc.uniform_count); }
-int offset_of(uint h) { return (pc.flags & 4u) != 0u ? dst_off[pc.off_off + h] : 0; }
+int count_of(uint h) { return (pc.flags & TCA_GATHER_HAS_COUNT) != 0u ? cnt[pc.cnt_off + h] : int(pc.uniform_count); }
+int offset_of(uint h) { return (pc.flags & TCA_GATHER_HAS_DST_OFF) != 0u ? dst_off[pc.off_off + h] : 0; }
 
 // Copies one row (elements se.., de..) from SRC to DST; written once per K and V.
 #define COPY_ROW(SRC, DST, se, de)                                                       \
@@ -56,7 +49,7 @@ int offset_of(uint h) { return (pc.flags & 4u) != 0u ? dst_off[pc.off_off + h] :
 
 void main() {
     const uint t = gl_LocalInvocationIndex;
-    if (MODE == 1) {
+    if (MODE == TCA_GATHER_MODE_LENGTHS) {
         const uint h = gl_WorkGroupID.x * WG + t;
         if (h < pc.heads) {
             const int off = offset_of(h);  // read before the write below: dst_len may alias dst_off
@@ -69,7 +62,7 @@ void main() {
     for (uint rr = 0; rr < ROWS; ++rr) {
         const int r = int(gl_WorkGroupID.x * ROWS + rr);
         if (r >= n) break;
-        const int rel = (pc.flags & 1u) != 0u ? idx[pc.idx_off + h * pc.idx_stride + uint(r)] : r;
+        const int rel = (pc.flags & TCA_GATHER_HAS_IDX) != 0u ? idx[pc.idx_off + h * pc.idx_stride + uint(r)] : r;
         const int row = int(pc.src_row0) + rel;
         const int dr = off + r;
         if (row < 0 || row >= int(pc.src_tokens) || dr < 0 || dr >= int(pc.dst_tokens)) continue;
@@ -79,6 +72,6 @@ void main() {
         const uint dv0 = pc.dv_off + h * pc.dv_hs + uint(dr) * pc.dv_ts;
         COPY_ROW(sk, dk, sk0, dk0)
         COPY_ROW(sv, dv, sv0, dv0)
-        if ((pc.flags & 8u) != 0u && t == 0) pos_out[pc.pos_off + h * pc.pos_stride + uint(dr)] = pc.pos_base + row;
+        if ((pc.flags & TCA_GATHER_HAS_POS_OUT) != 0u && t == 0) pos_out[pc.pos_off + h * pc.pos_stride + uint(dr)] = pc.pos_base + row;
     }
 }

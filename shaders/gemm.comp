@@ -9,24 +9,21 @@
 // drivers (lavapipe) implement barrier() with coroutines, which costs far more than their caches
 // save, while on GPUs staging is what makes the kernel compute-bound.
 //   local size = (BN / TN) x (BM / TM); the host guarantees the divisions are exact.
+// Parameters, bindings and specialization constants: src/iface/iface_gemm.h.
 #extension GL_EXT_control_flow_attributes : enable
+#include "iface_gemm.h"
 
-layout(local_size_x_id = 0, local_size_y_id = 1) in;
-layout(constant_id = 2) const uint BM = 64;
-layout(constant_id = 3) const uint BN = 64;
-layout(constant_id = 4) const uint BK = 16;
-layout(constant_id = 5) const uint TM = 4;
-layout(constant_id = 6) const uint TN = 4;
-layout(constant_id = 7) const uint STAGE = 1;
+layout(local_size_x_id = TCA_GEMM_SPEC_WG_X, local_size_y_id = TCA_GEMM_SPEC_WG_Y) in;
+layout(constant_id = TCA_GEMM_SPEC_BM) const uint BM = 64;
+layout(constant_id = TCA_GEMM_SPEC_BN) const uint BN = 64;
+layout(constant_id = TCA_GEMM_SPEC_BK) const uint BK = 16;
+layout(constant_id = TCA_GEMM_SPEC_TM) const uint TM = 4;
+layout(constant_id = TCA_GEMM_SPEC_TN) const uint TN = 4;
+layout(constant_id = TCA_GEMM_SPEC_STAGE) const uint STAGE = 1;
 
-layout(push_constant) uniform PC {
-    uint a_off, b_off, c_off;  // in elements
-    uint m, n, k;
-} pc;
-
-layout(binding = 0, std430) readonly buffer A { float a[]; };
-layout(binding = 1, std430) readonly buffer B { float b[]; };
-layout(binding = 2, std430) writeonly buffer C { float c[]; };
+layout(binding = TCA_GEMM_BIND_A, std430) readonly buffer A { float a[]; };
+layout(binding = TCA_GEMM_BIND_B, std430) readonly buffer B { float b[]; };
+layout(binding = TCA_GEMM_BIND_C, std430) writeonly buffer C { float c[]; };
 
 // A is stored transposed ([BK][BM]) so an invocation's TM rows are contiguous, like B's TN columns.
 shared float As[BK * BM];

@@ -4,30 +4,24 @@
 //   MODE 1  per query head: merge of its chunks -> (M, L) after the per-chunk stats.
 //   MODE 2  per (chunk, KV head): recompute each logit exactly as MODE 0 and write the group mean of
 //           exp(x - M) / L. s is the only L-sized buffer (it holds the running sum over the group).
+// Parameters, bindings, specialization constants and modes: src/iface/iface_score.h.
 #include "common.glsl"
+#include "iface_score.h"
 
-layout(local_size_x_id = 0) in;
-layout(constant_id = 1) const uint D = 128;
-layout(constant_id = 2) const uint KV_F16 = 0;
-layout(constant_id = 3) const uint USE_SG = 0;
-layout(constant_id = 4) const uint MODE = 0;
+layout(local_size_x_id = TCA_SCORE_SPEC_WG) in;
+layout(constant_id = TCA_SCORE_SPEC_D) const uint D = 128;
+layout(constant_id = TCA_SCORE_SPEC_KV_F16) const uint KV_F16 = 0;
+layout(constant_id = TCA_SCORE_SPEC_USE_SG) const uint USE_SG = 0;
+layout(constant_id = TCA_SCORE_SPEC_MODE) const uint MODE = 0;
 
 const uint WG = gl_WorkGroupSize.x;
 const uint D4 = D / 4;
-const uint KPT = 4;  // keys per thread: a chunk is KPT * WG keys (host: kChunk)
+const uint KPT = TCA_SCORE_KEYS_PER_THREAD;  // a chunk is KPT * WG keys
 
-layout(push_constant) uniform PC {
-    uint q_off, q_hs, q_ts, q_row;
-    uint k_off, k_hs, k_ts, n_keys;
-    uint group, nchunk, s_off, s_stride;
-    uint hq;
-    float scale;
-} pc;
-
-layout(binding = 0, std430) readonly buffer QBuf { float q_x[]; };
-KV_BUFFER(1, k)
-layout(binding = 2, std430) buffer StatBuf { float stats[]; };  // [hq][chunk][m, l], then [hq][M, L]
-layout(binding = 3, std430) buffer SBuf { float s_x[]; };  // also the running group sum
+layout(binding = TCA_SCORE_BIND_Q, std430) readonly buffer QBuf { float q_x[]; };
+KV_BUFFER(TCA_SCORE_BIND_K, k)
+layout(binding = TCA_SCORE_BIND_STATS, std430) buffer StatBuf { float stats[]; };  // [hq][chunk][m, l], then [hq][M, L]
+layout(binding = TCA_SCORE_BIND_S, std430) buffer SBuf { float s_x[]; };  // also the running group sum
 
 #include "reduce.glsl"
 

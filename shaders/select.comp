@@ -11,27 +11,22 @@
 //   MODE 4  select, step 3: per block, each token's rank within its block by counting (s descending,
 //           lower index first); keep flag -> scratch C; then each kept token's output slot is its
 //           block's offset plus the kept tokens before it in the block. No atomics decide any order.
+// Parameters, bindings, specialization constants and modes: src/iface/iface_select.h.
 #include "common.glsl"
+#include "iface_select.h"
 
-layout(local_size_x_id = 0) in;
-layout(constant_id = 1) const uint USE_SG = 0;
-layout(constant_id = 2) const uint MODE = 0;
+layout(local_size_x_id = TCA_SELECT_SPEC_WG) in;
+layout(constant_id = TCA_SELECT_SPEC_USE_SG) const uint USE_SG = 0;
+layout(constant_id = TCA_SELECT_SPEC_MODE) const uint MODE = 0;
 const uint WG = gl_WorkGroupSize.x;
 
-layout(push_constant) uniform PC {
-    uint a_off, a_stride, heads, n;
-    uint block, nb, order_off, budget_off;
-    uint out_off, out_stride, cnt_off, scr_a, scr_b, scr_c;
-    float alpha;
-} pc;
-
-layout(binding = 0, std430) readonly buffer FIn { float f_in[]; };   // s (metric, select) or h (rank)
-layout(binding = 1, std430) readonly buffer Order { int order[]; };
-layout(binding = 2, std430) readonly buffer Budget { int budget[]; };
-layout(binding = 3, std430) writeonly buffer IOut { int i_out[]; };  // order (rank) or idx (select)
-layout(binding = 4, std430) writeonly buffer Count { int count[]; };
-layout(binding = 5, std430) coherent buffer Scratch { int scr[]; };
-layout(binding = 6, std430) writeonly buffer FOut { float f_out[]; };  // h (metric)
+layout(binding = TCA_SELECT_BIND_IN, std430) readonly buffer FIn { float f_in[]; };   // s (metric, select) or h (rank)
+layout(binding = TCA_SELECT_BIND_ORDER, std430) readonly buffer Order { int order[]; };
+layout(binding = TCA_SELECT_BIND_BUDGET, std430) readonly buffer Budget { int budget[]; };
+layout(binding = TCA_SELECT_BIND_OUT, std430) writeonly buffer IOut { int i_out[]; };  // order (rank) or idx (select)
+layout(binding = TCA_SELECT_BIND_COUNT, std430) writeonly buffer Count { int count[]; };
+layout(binding = TCA_SELECT_BIND_SCRATCH, std430) coherent buffer Scratch { int scr[]; };
+layout(binding = TCA_SELECT_BIND_METRIC, std430) writeonly buffer FOut { float f_out[]; };  // h (metric)
 
 #include "reduce.glsl"
 

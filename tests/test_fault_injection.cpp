@@ -28,8 +28,8 @@
 #include <vector>
 
 #include "api/handles.h"
-#include "backends/opencl_device.h"
-#include "backends/vulkan_testing.h"
+#include "backends/opencl/opencl_testing.h"
+#include "backends/vulkan/vulkan_testing.h"
 #include "cli_run.h"
 #include "core/half.h"
 #include "device/backends.h"

@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "api/handles.h"
-#include "backends/vulkan_testing.h"
+#include "backends/vulkan/vulkan_testing.h"
 #include "core/half.h"
 #include "harness.h"
 #include "tca/tca.h"

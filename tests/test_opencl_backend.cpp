@@ -4,10 +4,12 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <numeric>
 #include <random>
 
-#include "backends/opencl_device.h"
+#include "backends/opencl/opencl_testing.h"
+#include "device/kernel_cache.h"
 #include "device/backends.h"
 #include "harness.h"
 
@@ -118,15 +120,14 @@ TEST_P(OpenCLBackend, CorruptCacheEntryIsRebuilt) {
     rebuilt_then_loaded("flipped byte");
     // A well-formed entry whose payload is not a binary: the driver itself must refuse it.
     {
+        std::ifstream in(entry, std::ios::binary);
+        const std::vector<unsigned char> file((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        uint64_t key = 0;
+        ASSERT_TRUE(kernel_cache::peek_key(file, &key));
         const std::string payload(4096, '\x3c');
-        uint64_t sum = 0xcbf29ce484222325ull;
-        for (unsigned char ch : payload) sum = (sum ^ ch) * 0x100000001b3ull;
-        const uint64_t size = payload.size();
+        const auto forged = kernel_cache::encode(key, payload.data(), payload.size());
         std::ofstream f(entry, std::ios::binary | std::ios::trunc);
-        f.write("TCACLBN1", 8);
-        f.write(reinterpret_cast<const char*>(&size), 8);
-        f.write(reinterpret_cast<const char*>(&sum), 8);
-        f.write(payload.data(), std::streamsize(payload.size()));
+        f.write(reinterpret_cast<const char*>(forged.data()), std::streamsize(forged.size()));
     }
     rebuilt_then_loaded("payload refused by the driver");
 }
@@ -512,8 +513,8 @@ TEST_P(OpenCLBackend, ProfilingRecordsOneTimingPerOp) {
     run_small_op(d);
     const auto t = d.take_timings();
     ASSERT_EQ(t.size(), 2u);
-    EXPECT_EQ(t[0].op, "metric");
-    EXPECT_EQ(t[1].op, "score");
+    EXPECT_EQ(t[0].op, Op::metric);
+    EXPECT_EQ(t[1].op, Op::score);
     for (const auto& r : t) EXPECT_GE(r.ms, 0.0);
 }
 

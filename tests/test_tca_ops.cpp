@@ -411,7 +411,7 @@ TEST_P(OpsTest, ProfilingRecordsEachOp) {
     d.set_profiling(false);
     ASSERT_EQ(t.size(), 2u);
     for (const auto& r : t) {
-        EXPECT_EQ(r.op, "attend_dense");
+        EXPECT_EQ(r.op, Op::attend_dense);
         EXPECT_GT(r.ms, 0.0);
     }
 }

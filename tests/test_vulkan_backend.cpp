@@ -14,8 +14,9 @@
 
 #include <gtest/gtest-spi.h>
 
-#include "backends/vulkan_testing.h"
+#include "backends/vulkan/vulkan_testing.h"
 #include "device/backends.h"
+#include "device/kernel_cache.h"
 #include "harness.h"
 
 namespace tca::detail::test {
@@ -330,8 +331,8 @@ TEST_P(VulkanOps, ProfilingNamesEveryOp) {
     const auto t = dev.take_timings();
     dev.set_profiling(false);
     ASSERT_EQ(t.size(), 2u);
-    EXPECT_EQ(t[0].op, "attend_dense");
-    EXPECT_EQ(t[1].op, "score");
+    EXPECT_EQ(t[0].op, Op::attend_dense);
+    EXPECT_EQ(t[1].op, Op::score);
     for (const auto& x : t) EXPECT_GE(x.ms, 0.0);
 }
 
@@ -447,7 +448,7 @@ TEST_P(VulkanOps, PipelineCacheIsWrittenReusedAndCorruptionIgnored) {
     }
     {
         std::fstream f(path, std::ios::binary | std::ios::in | std::ios::out);
-        f.seekp(20);
+        f.seekp(std::streamoff(kernel_cache::kHeaderBytes + 20));
         f.write("garbage!", 8);  // payload no longer matches its checksum
     }
     {
@@ -500,7 +501,7 @@ TEST_P(VulkanOps, DISABLED_PerfL4096) {
         dev.score(sc);
         for (const auto& t : dev.take_timings())
             std::printf("  %s %s L=%d hq=%d hkv=%d d=%d %-14s %10.1f ms\n", GetParam().c_str(), dtype_name(dt), len, hq, hkv,
-                        d, t.op.c_str(), t.ms);
+                        d, op_name(t.op), t.ms);
         dev.set_profiling(false);
     }
 }

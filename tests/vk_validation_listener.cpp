@@ -9,7 +9,7 @@
 // process, so either way the failing CTest case is the one that caused the message.
 #include <gtest/gtest.h>
 
-#include "backends/vulkan_testing.h"
+#include "backends/vulkan/vulkan_testing.h"
 #include "harness.h"
 
 namespace tca::detail::test {

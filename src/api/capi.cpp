@@ -58,12 +58,15 @@ void tca_context::end_call(int64_t kept_tokens) {
     if (external) device->flush();
     if (!device->profiling()) return;
     for (const auto& t : device->take_timings()) {
-        double* slot = t.op == "score"                                  ? &last_stats.score_ms
-                       : t.op == "metric"                               ? &last_stats.metric_ms
-                       : t.op == "sort"                                 ? &last_stats.sort_ms
-                       : t.op == "select"                               ? &last_stats.select_ms
-                       : t.op.rfind("attend", 0) == 0 || t.op == "decode" ? &last_stats.attend_ms
-                                                                        : &last_stats.other_ms;
+        double* slot = nullptr;
+        switch (stage_of(t.op)) {
+            case Stage::score: slot = &last_stats.score_ms; break;
+            case Stage::metric: slot = &last_stats.metric_ms; break;
+            case Stage::sort: slot = &last_stats.sort_ms; break;
+            case Stage::select: slot = &last_stats.select_ms; break;
+            case Stage::attend: slot = &last_stats.attend_ms; break;
+            case Stage::other: slot = &last_stats.other_ms; break;
+        }
         *slot += t.ms;
         last_stats.total_ms += t.ms;
     }

@@ -21,6 +21,9 @@ struct BackendOptions {
     // value makes tensors split across buffers sooner (device/split_device.h); tests use it to
     // exercise splitting on CPU drivers whose real limit is far off.
     uint64_t max_buffer_bytes = 0;
+    // Tuning-table overrides, "api.field=value,..." ($TCA_TUNING; device/tuning.h). Applied when a
+    // device is created; a bad item fails the creation.
+    std::string tuning;
     static BackendOptions from_environment();
 };
 

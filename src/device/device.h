@@ -224,9 +224,23 @@ struct GemmArgs {
     int m = 0, n = 0, k = 0;
 };
 
+// ---- ops and stages ---------------------------------------------------------------------------
+// Every op a device times. Backends name their timings by this enum, and the report code (the C
+// API's tca_call_stats, the roofline, `tca bench`) maps each to a stage by stage_of(), whose switch
+// has no default: an op added here without a stage is a compiler warning, never time silently
+// counted as "other".
+enum class Op { attend_dense, attend_sparse, decode, score, metric, sort, select, gather, colsum, copy, gemm };
+// The stages of tca_call_stats: score_ms, metric_ms, sort_ms, select_ms, attend_ms, other_ms.
+enum class Stage { score, metric, sort, select, attend, other };
+
+// "attend_dense", "decode", ...: the op's name in traces and reports.
+const char* op_name(Op op);
+Stage stage_of(Op op);
+const char* stage_name(Stage s);  // "score", ..., "other"
+
 // One measured op.
 struct OpTiming {
-    std::string op;
+    Op op = Op::attend_dense;
     double ms = 0;
 };
 

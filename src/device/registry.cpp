@@ -54,6 +54,7 @@ BackendOptions BackendOptions::from_environment() {
     }
     if (const char* v = std::getenv("TCA_VULKAN_VALIDATION")) o.vulkan_validation = std::string(v) == "1";
     if (const char* v = std::getenv("TCA_MAX_BUFFER_BYTES"); v && *v) o.max_buffer_bytes = parse_buffer_bytes(v);
+    if (const char* v = std::getenv("TCA_TUNING")) o.tuning = v;
     return o;
 }
 

@@ -12,8 +12,8 @@ namespace {
 
 constexpr int kWarmup = 1, kRuns = 5;
 
-// Device time of one recorded op named `op` (the sum, should the backend split it).
-double op_ms(Device& dev, const char* op) {
+// Device time of one recorded op `op` (the sum, should the backend split it).
+double op_ms(Device& dev, Op op) {
     double ms = 0;
     for (const auto& t : dev.take_timings())
         if (t.op == op) ms += t.ms;
@@ -22,7 +22,7 @@ double op_ms(Device& dev, const char* op) {
 
 // Best (shortest) device time of `run` over kRuns after kWarmup.
 template <class F>
-double best_ms(Device& dev, const char* op, F&& run) {
+double best_ms(Device& dev, Op op, F&& run) {
     double best = 0;
     for (int i = 0; i < kWarmup + kRuns; ++i) {
         run();
@@ -72,7 +72,7 @@ double gemm_gflops(Device& dev, DType t, int n) {
         dev.write({b, 0}, h.data(), bytes);
     }
     const GemmArgs g{{a, 0}, {b, 0}, {c, 0}, t, n, n, n};
-    const double ms = best_ms(dev, "gemm", [&] { dev.gemm(g); });
+    const double ms = best_ms(dev, Op::gemm, [&] { dev.gemm(g); });
     return ms > 0 ? 2.0 * n * double(n) * n / (ms * 1e6) : 0;
 }
 
@@ -92,7 +92,7 @@ Roofline measure_roofline(Device& dev) {
             Buffer src = dev.alloc(r.copy_bytes), dst = dev.alloc(r.copy_bytes);
             dev.fill_zero({src, 0}, r.copy_bytes);
             const CopyArgs c{{src, 0}, {dst, 0}, r.copy_bytes};
-            const double ms = best_ms(dev, "copy", [&] { dev.stream_copy(c); });
+            const double ms = best_ms(dev, Op::copy, [&] { dev.stream_copy(c); });
             r.copy_gbps = ms > 0 ? 2.0 * double(r.copy_bytes) / (ms * 1e6) : 0;
         }
         r.copy_engine = info.api == Api::reference ? "host memcpy (reference)"

@@ -1,5 +1,5 @@
 // Kernel family "copy": the bandwidth probe of the roofline (Device::stream_copy).
-// Host: src/backends/{opencl,vulkan}_device.cpp (stream_copy); kernels: cl/copy.cl, shaders/copy.comp.
+// Host: src/backends/{opencl,vulkan}/ops_copy.cpp (stream_copy); kernels: cl/copy.cl, shaders/copy.comp.
 #ifndef TCA_IFACE_COPY_H
 #define TCA_IFACE_COPY_H
 #include "iface_common.h"

@@ -122,7 +122,7 @@ public:
 
     void prefill(const PrefillArgs& a) override {
         validate(a);
-        Timer t(this, a.sparse() ? "attend_sparse" : "attend_dense");
+        Timer t(this, a.sparse() ? Op::attend_sparse : Op::attend_dense);
         const int group = a.q.heads / a.k.heads;
         const double scale = default_scale(a.scale, a.q.dim);
         std::vector<KeyRef> keys;
@@ -147,7 +147,7 @@ public:
 
     void decode(const DecodeArgs& a) override {
         validate(a);
-        Timer t(this, "decode");
+        Timer t(this, Op::decode);
         const int group = a.q.heads / a.k1.heads;
         const double scale = default_scale(a.scale, a.q.dim);
         std::vector<KeyRef> keys;
@@ -169,7 +169,7 @@ public:
 
     void score(const ScoreArgs& a) override {
         validate(a);
-        Timer t(this, "score");
+        Timer t(this, Op::score);
         const int group = a.q.heads / a.k.heads;
         const double scale = default_scale(a.scale, a.q.dim);
         std::vector<double> logits(a.n_keys), acc(a.n_keys);
@@ -188,7 +188,7 @@ public:
 
     void metric(const MetricArgs& a) override {
         validate(a);
-        Timer t(this, "metric");
+        Timer t(this, Op::metric);
         const int nb = n_blocks_of(a.n_global, a.block);
         for (int h = 0; h < a.heads; ++h) {
             const float* s = floats(a.s) + int64_t(h) * a.s_stride;
@@ -211,7 +211,7 @@ public:
 
     void rank(const RankArgs& a) override {
         validate(a);
-        Timer t(this, "sort");
+        Timer t(this, Op::sort);
         for (int h = 0; h < a.heads; ++h) {
             const float* hv = floats(a.h) + int64_t(h) * a.n_blocks;
             int* order = ints(a.order) + int64_t(h) * a.n_blocks;
@@ -223,7 +223,7 @@ public:
 
     void select(const SelectArgs& a) override {
         validate(a);
-        Timer t(this, "select");
+        Timer t(this, Op::select);
         const int nb = n_blocks_of(a.n_global, a.block);
         std::vector<int> budget_of_block(nb), tokens;
         for (int h = 0; h < a.heads; ++h) {
@@ -252,7 +252,7 @@ public:
 
     void gather(const GatherArgs& a) override {
         validate(a);
-        Timer t(this, "gather");
+        Timer t(this, Op::gather);
         for (int h = 0; h < a.src_k.heads; ++h) {
             const int n = a.count ? ints(a.count)[h] : a.uniform_count;
             const int off = a.dst_off ? ints(a.dst_off)[h] : 0;
@@ -270,7 +270,7 @@ public:
 
     void colsum(const ColsumArgs& a) override {
         validate(a);
-        Timer t(this, "colsum");
+        Timer t(this, Op::colsum);
         const int L = a.k.tokens, group = a.q.heads / a.k.heads;
         const double scale = default_scale(a.scale, a.q.dim);
         std::vector<double> logits(L), col(L);
@@ -294,13 +294,13 @@ public:
     // reference, not any hardware peak (reports mark them as host-loop measurements).
     void stream_copy(const CopyArgs& a) override {
         validate(a);
-        Timer t(this, "copy");
+        Timer t(this, Op::copy);
         std::memcpy(base_of(a.dst), base_of(a.src), a.bytes);
     }
 
     void gemm(const GemmArgs& a) override {
         validate(a);
-        Timer t(this, "gemm");
+        Timer t(this, Op::gemm);
         auto load = [&](const BufView& v, size_t i) -> double {
             if (a.dtype == DType::f32) return reinterpret_cast<const float*>(base_of(v))[i];
             return half_to_float(reinterpret_cast<const uint16_t*>(base_of(v))[i]);
@@ -326,9 +326,9 @@ private:
     // Records an op's host time when profiling is on.
     struct Timer {
         CpuDevice* dev;
-        const char* op;
+        Op op;
         std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
-        Timer(CpuDevice* d, const char* o) : dev(d), op(o) {}
+        Timer(CpuDevice* d, Op o) : dev(d), op(o) {}
         ~Timer() {
             if (dev->profiling_)
                 dev->timings_.push_back(

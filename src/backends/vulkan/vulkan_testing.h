@@ -1,4 +1,4 @@
-// Internal hooks the Vulkan backend exposes to its own tests (tests/test_vulkan_backend.cpp).
+// Internal hooks the Vulkan backend exposes to its own tests (tests/test_vulkan_backend.cpp and others).
 // Not part of the library's interface; only tests include this.
 #pragma once
 
@@ -46,5 +46,11 @@ void record_validation_message(const char* text);
 // Frees the device's internal scratch buffers and the dummy binding, so that later ops allocate
 // them again as on a fresh device (compiled pipelines stay). Fault-injection tests reuse one device.
 void release_scratch(Device& dev);
+
+// The device memory blocks buffers are sub-allocated from (src/backends/vulkan/vk_suballoc.h): how
+// many are alive, how many of them hold one large buffer alone, and the size of an ordinary block.
+size_t memory_blocks(Device& dev);
+size_t dedicated_memory_blocks(Device& dev);
+uint64_t memory_block_size(Device& dev);
 
 }  // namespace tca::detail::vulkan_testing

@@ -1,0 +1,31 @@
+// Private header of the OpenCL backend: the tuning table (cl_tuning.cpp), one row per device class
+// (device/tuning.h), chosen when a context is created.
+#pragma once
+
+#include <CL/cl.h>
+
+#include <cstddef>
+#include <string>
+
+#include "device/device.h"
+
+namespace tca::detail::opencl {
+
+struct Tuning {
+    int prefill_bq;       // query rows per work-group, one per work-item (also colsum's keys per group)
+    int prefill_bk;       // keys per local-memory tile; lowered further when local memory is short
+    int decode_wg;        // work-items per decode split (= keys per chunk)
+    int decode_min_keys;  // a decode split gets at least this many keys
+    int wgs_per_cu;       // decode splits aim at this many work-groups per compute unit
+    int score_wg;         // work-items per importance-score chunk
+    int score_chunk;      // keys per importance-score chunk (multiple of score_wg)
+    int reduce_wg;        // metric and select work-groups (power of two)
+    int rank_wg;          // block-ranking work-groups
+};
+
+// The row for `info`'s device class with `local_mem` bytes of local memory, then the TCA_TUNING
+// items for OpenCL (`overrides`), then work-group sizes halved to the device's `max_wg`.
+// Throws TCA_ERROR_INVALID_ARGUMENT for a bad override.
+Tuning choose_tuning(const DeviceInfo& info, cl_ulong local_mem, size_t max_wg, const std::string& overrides);
+
+}  // namespace tca::detail::opencl
