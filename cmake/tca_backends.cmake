@@ -15,7 +15,11 @@ macro(tca_optional_backend x description package)
     if(NOT TCA_WITH_${x})
       message(STATUS "tca: ${package} not found: building without ${description}")
     endif()
-  elseif(TCA_WITH_${x})
+  else()
+    # Given on the command line: keep the value, give the entry its type and help text.
+    set(TCA_WITH_${x} ${TCA_WITH_${x}} CACHE BOOL "Build ${description} (default: when ${package} is found)" FORCE)
+  endif()
+  if(TCA_WITH_${x})
     find_package(${package} QUIET)
     if(NOT ${package}_FOUND)
       message(FATAL_ERROR "TCA_WITH_${x}=ON but ${package} was not found (${description}); install it "

@@ -153,12 +153,14 @@ bool component_built(const std::string& component) {
 // ---- interop entry points of a backend left out at configure time --------------------------------
 // The C API's interop calls exist in every build (the ABI does not depend on the configuration); for
 // a backend that is not built they fail with TCA_ERROR_UNSUPPORTED and say why.
+#if !TCA_WITH_OPENCL || !TCA_WITH_VULKAN
 namespace {
 [[noreturn]] void not_built(const char* what, const char* option) {
     throw Error(TCA_ERROR_UNSUPPORTED,
                 std::string(what) + ": this libtca was built without it (" + option + "=OFF at configure time)");
 }
 }  // namespace
+#endif
 
 #if !TCA_WITH_OPENCL
 std::unique_ptr<Device> make_opencl_device_external(void*, void*, void*, const BackendOptions&) {
