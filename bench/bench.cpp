@@ -10,12 +10,49 @@
 
 #include "bench_api.h"
 #include "bench_check.h"
+#include "core/checked.h"
 #include "core/half.h"
-#include "method/synth.h"
 
 namespace tca::detail::bench {
 
 // ---- API helpers (bench_api.h) ---------------------------------------------------------------
+
+namespace {
+
+// The generator's own message, unprefixed: what `tca bench` has always printed for a bad workload.
+void check_synth(tca_status s) {
+    if (s != TCA_OK) throw ApiError(s, tca_last_error());
+}
+
+tca_synth_spec synth_spec(const std::string& kind, int heads, int kv_heads, int tokens, int dim, uint64_t seed) {
+    tca_synth_spec spec{};
+    spec.struct_size = sizeof spec;
+    spec.kind = kind.c_str();
+    spec.q_heads = heads, spec.kv_heads = kv_heads, spec.tokens = tokens, spec.head_dim = dim, spec.seed = seed;
+    return spec;
+}
+
+}  // namespace
+
+void check_synth_kind(const std::string& kind) {
+    const tca_synth_spec spec = synth_spec(kind, 1, 1, 1, 2, 0);  // the smallest valid shape: the kind alone
+    const char* name = nullptr;
+    check_synth(tca_synth_head_kind(&spec, 0, &name));
+}
+
+Workload synth_workload(const std::string& kind, int heads, int kv_heads, int tokens, int dim, uint64_t seed) {
+    const tca_synth_spec spec = synth_spec(kind, heads, kv_heads, tokens, dim, seed);
+    const char* first = nullptr;
+    check_synth(tca_synth_head_kind(&spec, 0, &first));  // the whole spec, before allocating
+    Workload w;
+    for (auto [a, h] : {std::pair{&w.q, heads}, {&w.k, kv_heads}, {&w.v, kv_heads}}) {
+        a->heads = h, a->tokens = tokens, a->dim = dim;
+        a->data.resize(checked_product({h, tokens, dim}, "synthetic workload"));
+    }
+    check_synth(tca_synth_workload(&spec, w.q.data.data(), w.q.data.size(), w.k.data.data(), w.k.data.size(),
+                                   w.v.data.data(), w.v.data.size()));
+    return w;
+}
 
 Context open(const std::string& name) {
     tca_context* c = nullptr;
@@ -94,11 +131,8 @@ tca_params params_of(const Config& cfg) {
 
 // Synthetic inputs of the workload kind; K/V rounded to what the device will store, so host-side
 // checks see exactly the device's values.
-method::SynthData make_inputs(const Config& cfg, int L, uint64_t seed) {
-    method::SynthSpec spec;
-    spec.kind = method::parse_synth_kind(cfg.workload);
-    spec.q_heads = cfg.heads, spec.kv_heads = cfg.kv_heads, spec.len = L, spec.dim = cfg.dim, spec.seed = seed;
-    method::SynthData s = method::synthesize(spec);
+Workload make_inputs(const Config& cfg, int L, uint64_t seed) {
+    Workload s = synth_workload(cfg.workload, cfg.heads, cfg.kv_heads, L, cfg.dim, seed);
     if (cfg.kv_dtype == TCA_F16)
         for (auto* t : {&s.k, &s.v})
             for (float& x : t->data) x = half_to_float(float_to_half(x));
@@ -320,7 +354,7 @@ private:
     Progress& progress_;
     Results& out_;
     CaseShape shape_;
-    method::SynthData data_;
+    Workload data_;
     TensorPtr tq_, tk_, tv_;
     std::vector<float> dense_o_;
     BoundRows bounds_;
@@ -395,7 +429,7 @@ Results run(const Config& cfg) {
     res.version = tca_version_string();
     res.revision = tca_build_revision();
     res.created = now_utc();
-    method::parse_synth_kind(cfg.workload);  // a bad kind fails before any measurement
+    check_synth_kind(cfg.workload);  // a bad kind fails before any measurement
     auto ref = open("cpu");
     std::vector<std::string> names = cfg.devices;
     if (names.empty()) {

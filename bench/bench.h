@@ -3,7 +3,7 @@
 // Per device: the device's roofline (tca_device_roofline), then per context length one dense
 // record and one TCA record per profile: the profile calibrated on a synthetic workload
 // (tca_calibrate) and each fixed keep ratio (tca_profile_fixed). Inputs are synthetic data of the
-// same workload kind (method/synth.h generates host data only; everything measured goes through
+// same workload kind (tca_synth_workload makes the host data; everything measured goes through
 // tca.h). Reports: a table (stdout), JSON (schema bench/bench-schema.json, docs/bench.md), CSV.
 #pragma once
 

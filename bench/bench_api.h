@@ -41,6 +41,20 @@ using TensorPtr = std::unique_ptr<tca_tensor, TensorDeleter>;
 using ProfilePtr = std::unique_ptr<tca_profile, ProfileDeleter>;
 using CachePtr = std::unique_ptr<tca_cache, CacheDeleter>;
 
+// A host array [heads, tokens, dim], contiguous.
+struct HostArray {
+    int heads = 0, tokens = 0, dim = 0;
+    std::vector<float> data;
+    const float* row(int h, int t) const { return data.data() + (size_t(h) * tokens + t) * dim; }
+};
+// The inputs of one case: a synthetic workload made by tca_synth_workload.
+struct Workload {
+    HostArray q, k, v;
+};
+Workload synth_workload(const std::string& kind, int heads, int kv_heads, int tokens, int dim, uint64_t seed);
+// Throws ApiError (the generator's message) unless `kind` names a synthetic kind.
+void check_synth_kind(const std::string& kind);
+
 Context open(const std::string& name);
 // A device tensor filled from host floats (converted to fp16 when dt is TCA_F16).
 TensorPtr upload(tca_context* ctx, tca_dtype dt, int h, int l, int d, const float* data);

@@ -112,6 +112,16 @@ std::vector<Case> CApiAudit::cases() {
     const std::string bad_json = ::testing::TempDir() + "tca_audit_bad.json";
     std::ofstream(bad_json) << "{ \"version\": 1, \"oops\": ";
     auto P = [](auto f) { return std::function<tca_status()>(f); };
+    // A backend left out at configure time answers its interop calls with TCA_ERROR_UNSUPPORTED
+    // once the arguments it can check without the backend are fine (test_build_config.cpp).
+    int cl_built = 0, vk_built = 0;
+    tca_build_has("opencl", &cl_built);
+    tca_build_has("vulkan", &vk_built);
+    const tca_status CL_INV = cl_built ? INV : TCA_ERROR_UNSUPPORTED, VK_INV = vk_built ? INV : TCA_ERROR_UNSUPPORTED;
+    static tca_synth_spec synth;
+    synth = tca_synth_spec{sizeof(tca_synth_spec), "mix", 4, 2, 16, 64, 1};
+    static tca_profile_head head;
+    head = tca_profile_head{sizeof(tca_profile_head)};
     return {
         {"tca_status_name", "unknown code", P([] { return std::string(tca_status_name(999)) == "TCA_ERROR_UNKNOWN"
                                                         ? TCA_ERROR_INVALID_ARGUMENT : TCA_OK; }), INV, ""},
@@ -230,17 +240,42 @@ std::vector<Case> CApiAudit::cases() {
         {"tca_cache_kept_positions", "null count", P([=] { return tca_cache_kept_positions(primed, 0, nullptr, 0, nullptr); }), INV, "null"},
         {"tca_cache_kept_positions", "null positions with capacity", P([=] { int n; return tca_cache_kept_positions(primed, 0, nullptr, 4, &n); }), INV, "null"},
         // Interop entry points: what needs no device here (the device cases are in test_interop.cpp).
-        {"tca_context_create_opencl", "null handles", P([] { return tca_context_create_opencl(nullptr, nullptr, nullptr, &cout); }), INV, "null"},
+        {"tca_context_create_opencl", "null handles", P([] { return tca_context_create_opencl(nullptr, nullptr, nullptr, &cout); }), CL_INV, cl_built ? "null" : "TCA_WITH_OPENCL=OFF"},
         {"tca_context_create_opencl", "null out", P([] { return tca_context_create_opencl(nullptr, nullptr, nullptr, nullptr); }), INV, "out is null"},
         {"tca_context_create_vulkan", "null handles", P([] { return tca_context_create_vulkan(nullptr, &cout); }), INV, "handles is null"},
         {"tca_context_create_vulkan", "struct_size too small", P([] { tca_vulkan_handles h{4}; return tca_context_create_vulkan(&h, &cout); }), INV, "struct_size"},
-        {"tca_context_create_vulkan", "null device handles", P([] { tca_vulkan_handles h{sizeof h}; h.api_version = (1u << 22) | (1u << 12); return tca_context_create_vulkan(&h, &cout); }), INV, "null"},
+        {"tca_context_create_vulkan", "null device handles", P([] { tca_vulkan_handles h{sizeof h}; h.api_version = (1u << 22) | (1u << 12); return tca_context_create_vulkan(&h, &cout); }), VK_INV, vk_built ? "null" : "TCA_WITH_VULKAN=OFF"},
         {"tca_tensor_wrap_opencl", "null context", P([=] { return tca_tensor_wrap_opencl(nullptr, nullptr, 0, &desc, &tout); }), INV, "invalid context"},
-        {"tca_tensor_wrap_opencl", "not an OpenCL context", P([=] { return tca_tensor_wrap_opencl(ctx, nullptr, 0, &desc, &tout); }), INV, "not an OpenCL context"},
+        {"tca_tensor_wrap_opencl", "not an OpenCL context", P([=] { return tca_tensor_wrap_opencl(ctx, nullptr, 0, &desc, &tout); }), CL_INV, cl_built ? "not an OpenCL context" : "TCA_WITH_OPENCL=OFF"},
         {"tca_tensor_wrap_opencl", "null desc", P([=] { return tca_tensor_wrap_opencl(ctx, nullptr, 0, nullptr, &tout); }), INV, "desc is null"},
         {"tca_tensor_wrap_vulkan", "null context", P([=] { return tca_tensor_wrap_vulkan(nullptr, 1, 64, 0, &desc, &tout); }), INV, "invalid context"},
-        {"tca_tensor_wrap_vulkan", "not a Vulkan context", P([=] { return tca_tensor_wrap_vulkan(ctx, 1, 64, 0, &desc, &tout); }), INV, "not a Vulkan context"},
+        {"tca_tensor_wrap_vulkan", "not a Vulkan context", P([=] { return tca_tensor_wrap_vulkan(ctx, 1, 64, 0, &desc, &tout); }), VK_INV, vk_built ? "not a Vulkan context" : "TCA_WITH_VULKAN=OFF"},
         {"tca_tensor_wrap_vulkan", "null out", P([=] { return tca_tensor_wrap_vulkan(ctx, 1, 64, 0, &desc, nullptr); }), INV, "out is null"},
+        // What the build has.
+        {"tca_build_has", "unknown component", P([] { return tca_build_has("cuda", &n); }), INV, "unknown component"},
+        {"tca_build_has", "null component", P([] { return tca_build_has(nullptr, &n); }), INV, "null"},
+        {"tca_build_has", "null built", P([] { return tca_build_has("vulkan", nullptr); }), INV, "null"},
+        // Profile inspection.
+        {"tca_profile_params", "null profile", P([] { return tca_profile_params(nullptr, &params); }), INV, "invalid profile"},
+        {"tca_profile_params", "null params", P([=] { return tca_profile_params(profile, nullptr); }), INV, "null"},
+        {"tca_profile_params", "struct_size too small", P([=]() mutable { return tca_profile_params(profile, &small_params); }), INV, "struct_size"},
+        {"tca_profile_head_info", "a cache as profile", P([=] { return tca_profile_head_info(as<tca_profile>(fresh), 0, 0, &head); }), INV, "invalid profile"},
+        {"tca_profile_head_info", "kv head out of range", P([=] { return tca_profile_head_info(profile, 0, 2, &head); }), INV, "out of range"},
+        {"tca_profile_head_info", "layer out of range", P([=] { return tca_profile_head_info(profile, -1, 0, &head); }), INV, "out of range"},
+        {"tca_profile_head_info", "null info", P([=] { return tca_profile_head_info(profile, 0, 0, nullptr); }), INV, "null"},
+        {"tca_profile_head_info", "struct_size too small", P([=] { tca_profile_head h{4}; return tca_profile_head_info(profile, 0, 0, &h); }), INV, "struct_size"},
+        // Synthetic workloads.
+        {"tca_synth_workload", "null spec", P([] { return tca_synth_workload(nullptr, host, 4096, host, 2048, host, 2048); }), INV, "spec is null"},
+        {"tca_synth_workload", "struct_size too small", P([] { tca_synth_spec s{4}; return tca_synth_workload(&s, host, 4096, host, 2048, host, 2048); }), INV, "struct_size"},
+        {"tca_synth_workload", "null kind", P([] { tca_synth_spec s = synth; s.kind = nullptr; return tca_synth_workload(&s, host, 4096, host, 2048, host, 2048); }), INV, "kind is null"},
+        {"tca_synth_workload", "unknown kind", P([] { tca_synth_spec s = synth; s.kind = "spiky"; return tca_synth_workload(&s, host, 4096, host, 2048, host, 2048); }), INV, "spiky"},
+        {"tca_synth_workload", "q heads not a multiple of kv heads", P([] { tca_synth_spec s = synth; s.kv_heads = 3; return tca_synth_workload(&s, host, 4096, host, 3072, host, 3072); }), INV, "multiple"},
+        {"tca_synth_workload", "odd head dim", P([] { tca_synth_spec s = synth; s.head_dim = 63; return tca_synth_workload(&s, host, 4032, host, 2016, host, 2016); }), INV, "even"},
+        {"tca_synth_workload", "q count off by one", P([] { return tca_synth_workload(&synth, host, 4095, host, 2048, host, 2048); }), SHAPE, "q_count"},
+        {"tca_synth_workload", "null v", P([] { return tca_synth_workload(&synth, host, 4096, host, 2048, nullptr, 2048); }), INV, "v is null"},
+        {"tca_synth_head_kind", "kv head out of range", P([] { const char* k; return tca_synth_head_kind(&synth, 2, &k); }), INV, "kv_head"},
+        {"tca_synth_head_kind", "null kind", P([] { return tca_synth_head_kind(&synth, 0, nullptr); }), INV, "null"},
+        {"tca_synth_head_kind", "unknown kind", P([] { tca_synth_spec s = synth; s.kind = "spiky"; const char* k; return tca_synth_head_kind(&s, 0, &k); }), INV, "spiky"},
     };
 }
 

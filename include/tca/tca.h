@@ -21,8 +21,8 @@
  *    reads or writes only the first min(struct_size, its own sizeof) bytes; fields the caller's
  *    version lacks take their defaults on input and are not written on output.  The first
  *    version's size is the offset just past its last first-version field (sizeof without trailing
- *    padding); every struct in this header is still at its first version (0.1.0), so today that
- *    is the end of its last field.  A struct_size of 0 or below that size is rejected with
+ *    padding): the end of the field marked "end of the first version", or of the last field of a
+ *    struct without the mark.  A struct_size of 0 or below that size is rejected with
  *    TCA_ERROR_INVALID_ARGUMENT.
  *  - Enum-valued inputs (a tca_dtype, a tca_status) are taken as `int`, so any value a caller
  *    passes is defined behaviour; values outside the enum are rejected (TCA_ERROR_INVALID_ARGUMENT)
@@ -100,7 +100,8 @@ typedef struct tca_device_info {
     uint64_t max_allocation;  /* bytes */
     int fp16_storage;         /* 1 if K/V may be stored as float16 */
     int fp16_arithmetic;
-    uint32_t subgroup_size;   /* 0 if unknown */
+    uint32_t subgroup_size;   /* 0 if unknown; end of the first version (0.1.0) */
+    int subgroup_ops;         /* added later: 1 if the kernels use subgroup operations on this device */
 } tca_device_info;
 
 /* Number of devices found (the reference backend is always one of them). */
@@ -110,6 +111,11 @@ TCA_API tca_status tca_device_get_info(int index, tca_device_info* info);
 /* Name of the device the default choice picks (TCA_DEVICE environment variable, else the best
  * device: discrete GPU, integrated GPU, CPU driver, reference).  `buffer` gets a NUL-terminated name. */
 TCA_API tca_status tca_default_device_name(char* buffer, size_t buffer_size);
+/* Whether this library was built with a component: "reference" (always), "opencl", "vulkan" or
+ * "clblast" (the OpenCL backend's GEMM).  Each GPU backend is optional at configure time; the
+ * functions of one left out still exist and fail with TCA_ERROR_UNSUPPORTED, and it lists no
+ * devices.  *built gets 1 or 0; an unknown name is TCA_ERROR_INVALID_ARGUMENT. */
+TCA_API tca_status tca_build_has(const char* component, int* built);
 
 /* ---- context ------------------------------------------------------------------------------ */
 
@@ -209,6 +215,21 @@ TCA_API tca_status tca_profile_shape(const tca_profile* profile, int* layers, in
                                      int* head_dim);
 /* Fraction of the global (outside-window) tokens this head kept on the calibration sequence. */
 TCA_API tca_status tca_profile_keep_ratio(const tca_profile* profile, int layer, int kv_head, double* ratio);
+
+/* The parameters (block, window, tau, alpha) the profile was made with. */
+TCA_API tca_status tca_profile_params(const tca_profile* profile, tca_params* params);
+
+/* What calibration chose for one (layer, KV head) and measured on the calibration sequence. */
+typedef struct tca_profile_head {
+    size_t struct_size;  /* set to sizeof(tca_profile_head) by the caller */
+    int candidate;       /* index of the chosen keep-budget distribution in the profile's candidates */
+    double mean_keep;    /* its expected kept tokens per block (sum over k of k p_k), of `block` */
+    double covered_mass; /* attention mass it retained there (0 for a fixed-ratio profile: unmeasured) */
+    int kept_tokens;     /* global tokens (outside the final window) it kept there */
+    int global_tokens;   /* tokens outside the final window there */
+    double keep_ratio;   /* kept_tokens / global_tokens (the expected ratio for a fixed profile) */
+} tca_profile_head;
+TCA_API tca_status tca_profile_head_info(const tca_profile* profile, int layer, int kv_head, tca_profile_head* info);
 
 /* A profile with a fixed budget instead of calibration: every (layer, KV head) uses the log-Gaussian
  * budget distribution (the calibration grid's sigma) whose expected keep ratio is `keep_ratio` in
@@ -421,6 +442,38 @@ TCA_API tca_status tca_device_roofline(tca_context* ctx, tca_roofline* out);
  * prompt no longer than the window, has 0. */
 TCA_API tca_status tca_cache_kept_positions(const tca_cache* cache, int kv_head, int32_t* positions, int capacity,
                                             int* count);
+
+/* ---- synthetic workloads ------------------------------------------------------------------ *
+ *
+ * Deterministic Q/K/V with the attention structures real heads show (what `tca synth` writes and
+ * `tca bench` measures on), for tests, benchmarks and calibration experiments without a model.
+ * The data depend only on the spec, on every platform.  Kinds:
+ *   "sink"      most of every query's mass on the first tokens
+ *   "local"     RoPE-like: recent tokens dominate, decaying with distance
+ *   "uniform"   near-zero queries: flat attention over the causal prefix
+ *   "bipolar"   two regions of L/32 tokens (at L/8 and L/2) hold most of the mass
+ *   "retrieval" four "needle" keys at seeded positions in [L/64, L/4)
+ *   "random"    q, k ~ N(0, 1): no structure
+ *   "mix"       a kind per KV head, cycling local, sink, retrieval, local, bipolar, random
+ * V is N(0, 1) for every kind; the query heads of a GQA group share their KV head's structure. */
+typedef struct tca_synth_spec {
+    size_t struct_size; /* set to sizeof(tca_synth_spec) by the caller */
+    const char* kind;   /* one of the kinds above */
+    int q_heads;        /* a positive multiple of kv_heads */
+    int kv_heads;
+    int tokens;         /* L >= 1 */
+    int head_dim;       /* d: even, >= 2 */
+    uint64_t seed;
+} tca_synth_spec;
+
+/* Writes q [q_heads, L, d] and k, v [kv_heads, L, d] as contiguous float32 host arrays; each count
+ * (in elements) must equal its array's exactly (TCA_ERROR_SHAPE_MISMATCH otherwise).  A bad kind or
+ * shape is TCA_ERROR_INVALID_ARGUMENT.  On failure nothing is written. */
+TCA_API tca_status tca_synth_workload(const tca_synth_spec* spec, float* q, size_t q_count, float* k,
+                                      size_t k_count, float* v, size_t v_count);
+/* The kind KV head `kv_head` of the spec's workload has (spec->kind, or its turn for "mix"), as a
+ * static string; validates the spec like tca_synth_workload, without generating anything. */
+TCA_API tca_status tca_synth_head_kind(const tca_synth_spec* spec, int kv_head, const char** kind);
 
 #ifdef __cplusplus
 }

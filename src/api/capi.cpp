@@ -37,6 +37,7 @@ void fill_info(const DeviceInfo& d, tca_device_info* info) {
     out.fp16_storage = d.fp16_storage;
     out.fp16_arithmetic = d.fp16_arithmetic;
     out.subgroup_size = d.subgroup_size;
+    out.subgroup_ops = d.subgroup_ops;
     api::write_struct(info, out, "info");
 }
 
@@ -135,6 +136,14 @@ TCA_API tca_status tca_default_device_name(char* buffer, size_t size) {
         const std::string n = default_device_name();
         require(n.size() < size, TCA_ERROR_INVALID_ARGUMENT, "buffer too small for the device name");
         copy_str(buffer, size, n);
+    });
+}
+
+TCA_API tca_status tca_build_has(const char* component, int* built) {
+    return guarded([&] {
+        require(component != nullptr, TCA_ERROR_INVALID_ARGUMENT, "component is null");
+        require(built != nullptr, TCA_ERROR_INVALID_ARGUMENT, "built is null");
+        *built = component_built(component) ? 1 : 0;
     });
 }
 

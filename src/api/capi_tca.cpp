@@ -133,6 +133,34 @@ TCA_API tca_status tca_profile_keep_ratio(const tca_profile* profile, int layer,
     });
 }
 
+TCA_API tca_status tca_profile_params(const tca_profile* profile, tca_params* params) {
+    return api::guarded([&] {
+        const auto& p = profile_of(profile).params;
+        api::known_bytes(params, "params");
+        tca_params out{};
+        out.block = p.block, out.window = p.window, out.tau = p.tau, out.alpha = p.alpha;
+        api::write_struct(params, out, "params");
+    });
+}
+
+TCA_API tca_status tca_profile_head_info(const tca_profile* profile, int layer, int kv_head, tca_profile_head* info) {
+    return api::guarded([&] {
+        const auto& p = profile_of(profile);
+        api::known_bytes(info, "info");
+        require(layer >= 0 && layer < p.shape.layers && kv_head >= 0 && kv_head < p.shape.kv_heads,
+                TCA_ERROR_INVALID_ARGUMENT, "layer or kv_head out of range");
+        const auto& h = p.head(layer, kv_head);
+        tca_profile_head out{};
+        out.candidate = h.candidate;
+        out.mean_keep = method::mean_keep(p.keep_counts, h.p);
+        out.covered_mass = h.covered_mass;
+        out.kept_tokens = h.kept_tokens;
+        out.global_tokens = h.global_tokens;
+        out.keep_ratio = h.keep_ratio;
+        api::write_struct(info, out, "info");
+    });
+}
+
 TCA_API tca_status tca_profile_fixed(const tca_params* params, int layers, int q_heads, int kv_heads, int head_dim,
                                      double keep_ratio, tca_profile** out) {
     return api::guarded([&] {

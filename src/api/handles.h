@@ -4,6 +4,7 @@
 
 #include <memory>
 
+#include "core/finite.h"
 #include "core/range.h"
 #include "device/device.h"
 
@@ -42,10 +43,5 @@ namespace tca::detail {
 // Validate a handle (and that a tensor belongs to ctx); throw Error otherwise.
 tca_context* check_ctx(tca_context* ctx);
 const tca_tensor* check_tensor(const tca_context* ctx, const tca_tensor* t, const char* what);
-
-// Rejects NaN/Inf in host data of the given dtype (TCA_ERROR_NONFINITE_INPUT, with the first index).
-void check_finite_host(DType dtype, const void* data, size_t bytes, const char* what);
-// The same check in the same pass; returns the largest L2 norm of the data's rows of `dim` elements.
-double check_finite_rows(DType dtype, const void* data, size_t bytes, int dim, const char* what);
 
 }  // namespace tca::detail

@@ -55,6 +55,18 @@ struct FirstVersion<tca_roofline> {
     static constexpr const char* name = "tca_roofline";
 };
 
+template <>
+struct FirstVersion<tca_synth_spec> {
+    static constexpr size_t size = TCA_FIELD_END(tca_synth_spec, seed);
+    static constexpr const char* name = "tca_synth_spec";
+};
+
+template <>
+struct FirstVersion<tca_profile_head> {
+    static constexpr size_t size = TCA_FIELD_END(tca_profile_head, keep_ratio);
+    static constexpr const char* name = "tca_profile_head";
+};
+
 #undef TCA_FIELD_END
 
 // The bytes of *p both sides know; throws TCA_ERROR_INVALID_ARGUMENT for a null pointer or a

@@ -1,10 +1,11 @@
-// tca devices: every device the library can use, with what matters for choosing one.
+// tca devices: every device the library can use, with what matters for choosing one (through
+// the public API's device listing, like any program choosing a device).
 #include <cstdlib>
 
 #include <fmt/core.h>
 
 #include "cli/commands.h"
-#include "device/registry.h"
+#include "tca/tca.hpp"
 
 namespace tca::detail::cli {
 
@@ -21,8 +22,6 @@ const char* type_name(tca_device_type t) {
     return "?";
 }
 
-const char* api_name(Api a) { return a == Api::reference ? "reference" : a == Api::opencl ? "opencl" : "vulkan"; }
-
 }  // namespace
 
 void register_devices(CLI::App& app) {
@@ -30,10 +29,12 @@ void register_devices(CLI::App& app) {
     cmd->callback([] {
         // Throws TCA_ERROR_DEVICE_NOT_FOUND for a TCA_DEVICE that names no device: reporting it as
         // the default would send the user to a device no command can open.
-        const std::string def = default_device_name();
-        for (const auto& d : list_devices()) {
+        char def_name[sizeof(tca_device_info::name)];
+        tca::check(tca_default_device_name(def_name, sizeof def_name));
+        const std::string def = def_name;
+        for (const auto& d : tca::devices()) {
             fmt::print("{}{:<10} {}\n", d.name == def ? "* " : "  ", d.name, d.device);
-            fmt::print("    api {:<9}  type {:<14}  vendor {}\n", api_name(d.api), type_name(d.type), d.vendor);
+            fmt::print("    api {:<9}  type {:<14}  vendor {}\n", d.api, type_name(d.type), d.vendor);
             fmt::print("    driver {}\n", d.driver);
             fmt::print("    memory {:.1f} GiB  max allocation {:.1f} GiB  fp16 storage {}  fp16 math {}  subgroup {}{}\n",
                        d.global_memory / 1073741824.0, d.max_allocation / 1073741824.0, d.fp16_storage ? "yes" : "no",

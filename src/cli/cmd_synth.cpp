@@ -1,12 +1,15 @@
-// tca synth: writes a synthetic workload (q.npy, k.npy, v.npy) of a given kind (method/synth.h).
+// tca synth: writes a synthetic workload (q.npy, k.npy, v.npy) of a given kind, made by the public
+// API's generators (tca.h, "synthetic workloads").
 #include <filesystem>
+#include <tuple>
 #include <fmt/core.h>
 
-#include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "cli/flags.h"
+#include "core/checked.h"
 #include "io/atomic_file.h"
-#include "method/synth.h"
+#include "io/npy.h"
+#include "tca/tca.hpp"
 
 namespace tca::detail::cli {
 
@@ -28,24 +31,32 @@ void register_synth(CLI::App& app) {
         ->check(integer_in(0, std::numeric_limits<uint64_t>::max()));
     cmd->add_option("--out-dir", o->out_dir, "directory for q.npy, k.npy, v.npy (created if missing)")->required();
     cmd->callback([o] {
-        method::SynthSpec s;
-        s.kind = method::parse_synth_kind(o->kind);
-        s.q_heads = o->heads, s.kv_heads = o->kv_heads, s.len = o->len, s.dim = o->dim, s.seed = o->seed;
-        const auto data = method::synthesize(s);
+        tca_synth_spec s{};
+        s.struct_size = sizeof s;
+        s.kind = o->kind.c_str();
+        s.q_heads = o->heads, s.kv_heads = o->kv_heads, s.tokens = o->len, s.head_dim = o->dim, s.seed = o->seed;
+        const char* kind = nullptr;
+        tca::check(tca_synth_head_kind(&s, 0, &kind));  // the kind and the shape, before any allocation
+        std::vector<float> q(checked_product({s.q_heads, s.tokens, s.head_dim}, "q"));
+        std::vector<float> k(checked_product({s.kv_heads, s.tokens, s.head_dim}, "k")), v(k.size());
+        tca::check(tca_synth_workload(&s, q.data(), q.size(), k.data(), k.size(), v.data(), v.size()));
         std::error_code ec;
         std::filesystem::create_directories(o->out_dir, ec);
         if (ec) throw Error(TCA_ERROR_IO, "cannot create " + o->out_dir + ": " + ec.message());
         io::OutputBatch out;
         const auto dir = std::filesystem::path(o->out_dir);
-        for (auto [name, t] : {std::pair{"q.npy", &data.q}, {"k.npy", &data.k}, {"v.npy", &data.v}}) {
-            const auto bytes = tensor_npy_bytes(*t);
+        for (auto [name, heads, t] : {std::tuple{"q.npy", s.q_heads, &q}, {"k.npy", s.kv_heads, &k}, {"v.npy", s.kv_heads, &v}}) {
+            const auto bytes = io::encode_npy(io::make_f32({heads, s.tokens, s.head_dim}, *t));
             out.stage((dir / name).string(), bytes.data(), bytes.size());
         }
         out.commit();
         std::string kinds;
-        for (auto k : data.head_kinds) kinds += std::string(kinds.empty() ? "" : ",") + method::synth_kind_name(k);
+        for (int h = 0; h < s.kv_heads; ++h) {
+            tca::check(tca_synth_head_kind(&s, h, &kind));
+            kinds += std::string(kinds.empty() ? "" : ",") + kind;
+        }
         fmt::print(stderr, "tca: wrote {}/{{q,k,v}}.npy: {} q heads, {} kv heads ({}), L {}, d {}, seed {}\n", o->out_dir,
-                   s.q_heads, s.kv_heads, kinds, s.len, s.dim, s.seed);
+                   s.q_heads, s.kv_heads, kinds, s.tokens, s.head_dim, s.seed);
     });
 }
 

@@ -2,8 +2,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 
-#include "method/profile.h"
 
 namespace tca::detail::cli {
 
@@ -17,8 +17,13 @@ tca::Context open_lm_context(const std::string& flag) {
 }
 
 ProfileParams read_profile_params(const std::string& path) {
-    const method::Profile p = method::load_profile(path);  // the profile loader, with its validation
-    return ProfileParams{p.params.block, p.params.window, p.params.tau, p.params.alpha};
+    tca_profile* raw = nullptr;
+    tca::check(tca_profile_load(path.c_str(), &raw));  // the profile loader, with its validation
+    const std::unique_ptr<tca_profile, tca_status (*)(tca_profile*)> prof(raw, tca_profile_destroy);
+    tca_params p{};
+    p.struct_size = sizeof p;
+    tca::check(tca_profile_params(prof.get(), &p));
+    return ProfileParams{p.block, p.window, p.tau, p.alpha};
 }
 
 }  // namespace tca::detail::cli

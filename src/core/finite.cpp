@@ -1,8 +1,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string>
 
-#include "api/handles.h"
+#include "core/finite.h"
+
+#include "core/error.h"
 #include "core/half.h"
 
 namespace tca::detail {

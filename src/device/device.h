@@ -17,14 +17,11 @@
 #include <string>
 #include <vector>
 
+#include "core/dtype.h"
 #include "core/error.h"
 #include "tca/tca.h"
 
 namespace tca::detail {
-
-enum class DType { f32, f16 };
-inline size_t dtype_size(DType t) { return t == DType::f32 ? 4 : 2; }
-inline const char* dtype_name(DType t) { return t == DType::f32 ? "f32" : "f16"; }
 
 enum class Api { reference, opencl, vulkan };
 

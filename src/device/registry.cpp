@@ -5,11 +5,37 @@
 
 #include "device/backends.h"
 #include "device/fault_injection.h"
+#include "device/interop.h"
 #include "device/split_device.h"
+
+// Which optional backends this library was configured with (CMakeLists.txt gives these to this
+// file alone). The backend table below is the one place that knows: nothing else is #if'd.
+#if !defined(TCA_WITH_OPENCL) || !defined(TCA_WITH_VULKAN) || !defined(TCA_WITH_CLBLAST)
+#error "registry.cpp is compiled with TCA_WITH_OPENCL, TCA_WITH_VULKAN and TCA_WITH_CLBLAST (0 or 1) by CMake"
+#endif
 
 namespace tca::detail {
 
 namespace {
+
+// A GPU backend as the registry sees it: how it names its devices, lists and opens them.
+struct BackendEntry {
+    Api api;
+    const char* prefix;  // device names are prefix + index
+    std::vector<DeviceInfo> (*list)();
+    std::unique_ptr<Device> (*open)(int index, const BackendOptions& options);
+};
+
+// In listing order: OpenCL before Vulkan (the default choice's tie-break).
+const BackendEntry kBackends[] = {
+#if TCA_WITH_OPENCL
+    {Api::opencl, "opencl:", opencl_devices, make_opencl_device},
+#endif
+#if TCA_WITH_VULKAN
+    {Api::vulkan, "vulkan:", vulkan_devices, make_vulkan_device},
+#endif
+    {Api::reference, nullptr, nullptr, nullptr},  // keeps the array non-empty in a CPU-only build
+};
 
 // Lower is better: the default choice prefers real GPUs, then CPU drivers, then the reference.
 int preference(const DeviceInfo& d) {
@@ -61,8 +87,9 @@ BackendOptions BackendOptions::from_environment() {
 const std::vector<DeviceInfo>& list_devices() {
     static const std::vector<DeviceInfo> all = [] {
         std::vector<DeviceInfo> v{cpu_device_info()};
-        for (auto& d : opencl_devices()) v.push_back(d);
-        for (auto& d : vulkan_devices()) v.push_back(d);
+        for (const auto& b : kBackends)
+            if (b.list)
+                for (auto& d : b.list()) v.push_back(d);
         return v;
     }();
     return all;
@@ -109,9 +136,47 @@ std::unique_ptr<Device> open_device(const std::string& requested, const BackendO
     fault::arm_from_environment();  // a test hook (device/fault_injection.h); read here, never in ops
     const auto split = [&](std::unique_ptr<Device> d) { return make_split_device(std::move(d), options.max_buffer_bytes); };
     if (name == "cpu") return split(make_cpu_device());
-    if (int i = index_suffix(name, "opencl:"); i >= 0) return split(make_opencl_device(i, options));
-    if (int i = index_suffix(name, "vulkan:"); i >= 0) return split(make_vulkan_device(i, options));
+    for (const auto& b : kBackends)
+        if (b.open)
+            if (int i = index_suffix(name, b.prefix); i >= 0) return split(b.open(i, options));
     throw Error(TCA_ERROR_DEVICE_NOT_FOUND, "no device named '" + name + "'");
 }
+
+bool component_built(const std::string& component) {
+    if (component == "reference") return true;
+    if (component == "opencl") return TCA_WITH_OPENCL;
+    if (component == "vulkan") return TCA_WITH_VULKAN;
+    if (component == "clblast") return TCA_WITH_CLBLAST;
+    throw Error(TCA_ERROR_INVALID_ARGUMENT,
+                "unknown component '" + component + "' (known: reference, opencl, vulkan, clblast)");
+}
+
+// ---- interop entry points of a backend left out at configure time --------------------------------
+// The C API's interop calls exist in every build (the ABI does not depend on the configuration); for
+// a backend that is not built they fail with TCA_ERROR_UNSUPPORTED and say why.
+#if !TCA_WITH_OPENCL || !TCA_WITH_VULKAN
+namespace {
+[[noreturn]] void not_built(const char* what, const char* option) {
+    throw Error(TCA_ERROR_UNSUPPORTED,
+                std::string(what) + ": this libtca was built without it (" + option + "=OFF at configure time)");
+}
+}  // namespace
+#endif
+
+#if !TCA_WITH_OPENCL
+std::unique_ptr<Device> make_opencl_device_external(void*, void*, void*, const BackendOptions&) {
+    not_built("the OpenCL backend", "TCA_WITH_OPENCL");
+}
+Buffer opencl_wrap_buffer(Device&, void*) { not_built("the OpenCL backend", "TCA_WITH_OPENCL"); }
+#endif
+
+#if !TCA_WITH_VULKAN
+std::unique_ptr<Device> make_vulkan_device_external(const VulkanExternal&, const BackendOptions&) {
+    not_built("the Vulkan backend", "TCA_WITH_VULKAN");
+}
+Buffer vulkan_wrap_buffer(Device&, uint64_t, uint64_t) { not_built("the Vulkan backend", "TCA_WITH_VULKAN"); }
+// No Vulkan, no validation layer: nothing was ever reported.
+uint64_t vulkan_validation_message_count() { return 0; }
+#endif
 
 }  // namespace tca::detail

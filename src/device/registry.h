@@ -23,4 +23,8 @@ std::unique_ptr<Device> open_device(const std::string& name);
 // The same with explicit options instead of BackendOptions::from_environment().
 std::unique_ptr<Device> open_device(const std::string& name, const BackendOptions& options);
 
+// Whether this build has a component: "reference" (always), "opencl", "vulkan", "clblast" (the
+// TCA_WITH_* options at configure time). Throws TCA_ERROR_INVALID_ARGUMENT for any other name.
+bool component_built(const std::string& component);
+
 }  // namespace tca::detail

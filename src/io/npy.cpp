@@ -9,9 +9,9 @@
 #include <algorithm>
 #include <set>
 
-#include "api/handles.h"
-#include "core/half.h"
 #include "core/error.h"
+#include "core/finite.h"
+#include "core/half.h"
 #include "io/atomic_file.h"
 #include "io/input_file.h"
 

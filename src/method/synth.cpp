@@ -214,18 +214,24 @@ std::vector<SynthKind> all_synth_kinds() {
             SynthKind::retrieval, SynthKind::random, SynthKind::mix};
 }
 
-SynthData synthesize(const SynthSpec& s) {
+void validate_synth_spec(const SynthSpec& s) {
     require(s.q_heads >= 1 && s.kv_heads >= 1 && s.q_heads % s.kv_heads == 0, TCA_ERROR_INVALID_ARGUMENT,
             "synth: query heads must be a positive multiple of KV heads");
     require(s.len >= 1 && s.dim >= 2 && s.dim % 2 == 0, TCA_ERROR_INVALID_ARGUMENT,
             "synth: length must be >= 1 and the head dim even");
+}
+
+SynthKind synth_head_kind(const SynthSpec& s, int h) { return s.kind == SynthKind::mix ? mix_kind(h) : s.kind; }
+
+SynthData synthesize(const SynthSpec& s) {
+    validate_synth_spec(s);
     SynthData out;
     out.q = HostTensor(s.q_heads, s.len, s.dim);
     out.k = HostTensor(s.kv_heads, s.len, s.dim);
     out.v = HostTensor(s.kv_heads, s.len, s.dim);
     const int group = s.q_heads / s.kv_heads;
     for (int h = 0; h < s.kv_heads; ++h) {
-        const SynthKind kind = s.kind == SynthKind::mix ? mix_kind(h) : s.kind;
+        const SynthKind kind = synth_head_kind(s, h);
         out.head_kinds.push_back(kind);
         HeadGen g{s, s.len, s.dim, out.q, out.k, h, group, s.seed};
         switch (kind) {

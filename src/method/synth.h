@@ -50,6 +50,11 @@ struct SynthData {
     std::vector<SynthKind> head_kinds;  // the kind of every KV head (mix resolves per head)
 };
 
+// Throws TCA_ERROR_INVALID_ARGUMENT for a shape synthesize() cannot make.
+void validate_synth_spec(const SynthSpec& spec);
+// The kind KV head h gets: spec.kind, or for mix its turn in the cycle.
+SynthKind synth_head_kind(const SynthSpec& spec, int h);
+
 SynthData synthesize(const SynthSpec& spec);
 
 }  // namespace tca::detail::method

@@ -1,4 +1,4 @@
-#include "cli/cli_common.h"
+#include "tools/host_tensors.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -8,7 +8,7 @@
 #include "device/registry.h"
 #include "io/npy.h"
 
-namespace tca::detail::cli {
+namespace tca::detail::tools {
 
 std::unique_ptr<Device> open_cli_device(const std::string& flag) {
     const char* env = std::getenv("TCA_DEVICE");
@@ -51,4 +51,4 @@ method::HostTensor slice_tokens(const method::HostTensor& x, int t0, int n) {
     return out;
 }
 
-}  // namespace tca::detail::cli
+}  // namespace tca::detail::tools

@@ -1,8 +1,8 @@
-#include "cli/attend_report.h"
+#include "tools/attend_report.h"
 
 #include <nlohmann/json.hpp>
 
-namespace tca::detail::cli {
+namespace tca::detail::tools {
 
 std::vector<uint8_t> selection_map(const method::CacheAccount& acc, const method::AttentionTrace& trace, int kv_heads) {
     const int L = acc.tokens_seen;
@@ -76,4 +76,4 @@ std::string stats_json(const AttendInfo& info, const method::CacheAccount& acc,
     return j.dump(2) + "\n";
 }
 
-}  // namespace tca::detail::cli
+}  // namespace tca::detail::tools

@@ -8,7 +8,7 @@
 #include "method/bound.h"
 #include "method/session.h"
 
-namespace tca::detail::cli {
+namespace tca::detail::tools {
 
 // uint8 [Hkv, L] from the final cache: 1 = in the global store (kept by selection or eviction),
 // 2 = held uncompressed (local window / ring / pending; every token for dense), 0 = dropped.
@@ -23,4 +23,4 @@ struct AttendInfo {
 std::string stats_json(const AttendInfo& info, const method::CacheAccount& acc,
                        const std::vector<method::HeadBoundSummary>& bounds);
 
-}  // namespace tca::detail::cli
+}  // namespace tca::detail::tools

@@ -1,4 +1,4 @@
-// Pieces shared by the method's sub-commands: device choice, tensor files as host tensors.
+// Host tensors for the tools: the device a sub-command opens, tensor files as host tensors.
 #pragma once
 
 #include <memory>
@@ -7,7 +7,7 @@
 #include "device/device.h"
 #include "method/host_tensor.h"
 
-namespace tca::detail::cli {
+namespace tca::detail::tools {
 
 // --device if given, else $TCA_DEVICE, else the default device; says on stderr which one it opened.
 std::unique_ptr<Device> open_cli_device(const std::string& flag);
@@ -21,4 +21,4 @@ std::vector<unsigned char> tensor_npy_bytes(const method::HostTensor& t);
 // Rows [t0, t0 + n) of every head.
 method::HostTensor slice_tokens(const method::HostTensor& x, int t0, int n);
 
-}  // namespace tca::detail::cli
+}  // namespace tca::detail::tools
