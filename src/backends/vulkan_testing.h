@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "device/decode_tuning.h"
 #include "device/device.h"
 
 namespace tca::detail::vulkan_testing {
@@ -46,5 +47,8 @@ void record_validation_message(const char* text);
 // Frees the device's internal scratch buffers and the dummy binding, so that later ops allocate
 // them again as on a fresh device (compiled pipelines stay). Fault-injection tests reuse one device.
 void release_scratch(Device& dev);
+// Replaces the device's decode tuning row (device/decode_tuning.h), e.g. the GPU row on a CPU driver;
+// returns the row it replaced.
+DecodeTuning set_decode_tuning(Device& dev, const DecodeTuning& t);
 
 }  // namespace tca::detail::vulkan_testing
