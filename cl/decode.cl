@@ -71,7 +71,8 @@ void decode_split(__global const float* q, __global const kv_t* k1, __global con
             __global const kv_t* kt = kb + (long)(t0 - row0) * kts;
             __global const kv_t* vt = vb + (long)(t0 - row0) * vts;
             barrier(CLK_LOCAL_MEM_FENCE);  // qs written / the previous tile's xs consumed
-            for (int j = r; j < DEC_TILE; j += DEC_RP) {
+            for (int j0 = 0; j0 < DEC_TILE; j0 += DEC_RP) {
+                const int j = j0 + r;
                 // Slots past the tile's end read its last row (no conditional loads) and are masked.
                 const bool ok = j < cnt;
                 const long jr = (long)min(j, cnt - 1) * kts;
@@ -115,11 +116,14 @@ void decode_split(__global const float* q, __global const kv_t* k1, __global con
             }
             for (int h = 0; h < DEC_GROUP; ++h)
                 for (int i = 0; i < DEC_NC; ++i) acc[h][i] *= corr[h];
-            for (int j = r; j < cnt; j += DEC_RP) {
+            for (int j0 = 0; j0 < cnt; j0 += DEC_RP) {
+                // Slots past the tile's end read its last row with probability 0.
+                const int j = min(j0 + r, cnt - 1);
+                const float live = j0 + r < cnt ? 1.0f : 0.0f;
                 float4 vr[DEC_NC];
-                for (int i = 0; i < DEC_NC; ++i) vr[i] = LOAD_KV4(vt, j * vts + 4 * (c + DEC_TPR * i));
+                for (int i = 0; i < DEC_NC; ++i) vr[i] = LOAD_KV4(vt, (long)j * vts + 4 * (c + DEC_TPR * i));
                 for (int h = 0; h < DEC_GROUP; ++h) {
-                    const float pr = xs[h * DEC_TILE + j];
+                    const float pr = xs[h * DEC_TILE + j] * live;
                     for (int i = 0; i < DEC_NC; ++i) acc[h][i] += pr * vr[i];
                 }
             }
