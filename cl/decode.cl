@@ -15,6 +15,11 @@
 #include "attention_common.h"
 #include "iface_decode.h"
 
+// No FMA contraction: decode_probs recomputes every logit in exactly decode_split's arithmetic and
+// order, since a logit near the 1e20 score limit one ulp off the max decode_split found would change
+// its probability.
+#pragma OPENCL FP_CONTRACT OFF
+
 #ifndef DEC_WG
 #define DEC_WG 64
 #endif
@@ -29,6 +34,13 @@
 #endif
 #define DEC_RP (DEC_WG / DEC_TPR)  // rows read at once
 #define DEC_NC (D4 / DEC_TPR)      // float4 columns per lane
+
+// One lane's part of a logit: its columns c, c + DEC_TPR, ... of (scale q) . k.
+inline float lane_dot(__local const float4* qh, int c, const float4* kr) {
+    float4 s4 = (float4)(0.0f);
+    for (int i = 0; i < DEC_NC; ++i) s4 += qh[c + DEC_TPR * i] * kr[i];
+    return (s4.x + s4.y) + (s4.z + s4.w);
+}
 
 __kernel __attribute__((reqd_work_group_size(DEC_WG, 1, 1)))
 void decode_split(__global const float* q, __global const kv_t* k1, __global const kv_t* v1,
@@ -79,9 +91,7 @@ void decode_split(__global const float* q, __global const kv_t* k1, __global con
                 float4 kr[DEC_NC];
                 for (int i = 0; i < DEC_NC; ++i) kr[i] = LOAD_KV4(kt, jr + 4 * (c + DEC_TPR * i));
                 for (int h = 0; h < DEC_GROUP; ++h) {
-                    float4 s4 = (float4)(0.0f);
-                    for (int i = 0; i < DEC_NC; ++i) s4 += qs[h * D4 + c + DEC_TPR * i] * kr[i];
-                    const float s = (s4.x + s4.y) + (s4.z + s4.w);
+                    const float s = lane_dot(qs + h * D4, c, kr);
 #if DEC_TPR > 1
                     red[(h * DEC_TILE + j) * DEC_TPR + c] = s;
 #else
@@ -177,20 +187,34 @@ __kernel void decode_merge(__global float* part, __global float* o, const Decode
 }
 
 // probs[hk][r] = mean over the group's query heads of exp(logit - M) / L, r < probs_n.
-__kernel void decode_probs(__global const float* q, __global const kv_t* k1, __global const float* part,
-                           __global float* probs, const DecodeParams p) {
-    const int r = get_global_id(0), hk = get_global_id(1);
+// Each logit exactly as decode_split formed it: per-lane parts, then summed over the lanes in order.
+__kernel __attribute__((reqd_work_group_size(DEC_WG, 1, 1)))
+void decode_probs(__global const float* q, __global const kv_t* k1, __global const float* part,
+                  __global float* probs, const DecodeParams p) {
+    __local float4 qs[DEC_GROUP * D4];
+    const int lid = get_local_id(0), hk = get_group_id(1), r = get_global_id(0);
+    for (int e = lid; e < DEC_GROUP * D4; e += DEC_WG) {
+        const int h = e / D4, cc = e - h * D4;
+        qs[e] = vload4(0, q + p.q_off + (long)(hk * DEC_GROUP + h) * p.q_hs + 4 * cc) * p.scale;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
     if (r >= (int)p.probs_n) return;
-    float4 kr[D4], qr[D4];
     const long kr0 = p.k1_off + (long)hk * p.k1_hs + (long)r * p.k1_ts;
-    for (int c = 0; c < D4; ++c) kr[c] = LOAD_KV4(k1, kr0 + 4 * c);
     float sum = 0.0f;
     for (int h = 0; h < DEC_GROUP; ++h) {
+        float x = 0.0f;
+        for (int c = 0; c < DEC_TPR; ++c) {
+            float4 kr[DEC_NC];
+            for (int i = 0; i < DEC_NC; ++i) kr[i] = LOAD_KV4(k1, kr0 + 4 * (c + DEC_TPR * i));
+#if DEC_TPR > 1
+            x += lane_dot(qs + h * D4, c, kr);
+#else
+            x = lane_dot(qs + h * D4, c, kr);
+#endif
+        }
         const int hq = hk * DEC_GROUP + h;
-        const long q0 = p.q_off + (long)hq * p.q_hs;
-        for (int c = 0; c < D4; ++c) qr[c] = vload4(0, q + q0 + 4 * c) * p.scale;
         const float l = part[p.part_merged + 2 * hq + 1];
-        if (l > 0.0f) sum += exp_below(dot_row(qr, kr), part[p.part_merged + 2 * hq]) / l;
+        if (l > 0.0f) sum += exp_below(x, part[p.part_merged + 2 * hq]) / l;
     }
     probs[p.probs_off + (long)hk * p.probs_n + r] = sum / DEC_GROUP;
 }

@@ -54,6 +54,16 @@ vec4 v_at(uint seg, uint e) {
     return v2_load4(e);
 }
 
+// One lane's part of a logit: its columns c, c + TPR, ... of (scale q) . k. `precise` (no FMA
+// contraction) because MODE 2 recomputes every logit in exactly this arithmetic and order: a logit near
+// the 1e20 score limit differing by one ulp from the max MODE 0 found would change its probability.
+float lane_dot(uint h, uint c, vec4 kr[NC]) {
+    precise vec4 s4 = vec4(0.0);
+    [[unroll]] for (uint i = 0; i < NC; ++i) s4 += qs[h * D4 + c + TPR * i] * kr[i];
+    precise float s = (s4.x + s4.y) + (s4.z + s4.w);
+    return s;
+}
+
 // Per-invocation state of MODE 0 (m, l meaningful in lanes t < GROUP).
 float m_ = kMask, l_ = 0.0;
 vec4 acc_[GROUP * NC];
@@ -70,9 +80,7 @@ void tiles(uint seg, uint lo, uint hi, uint kb, uint kts, uint vb, uint vts) {
             vec4 kr[NC];
             [[unroll]] for (uint i = 0; i < NC; ++i) kr[i] = k_at(seg, row + 4 * (c + TPR * i));
             [[unroll]] for (uint h = 0; h < GROUP; ++h) {
-                vec4 s4 = vec4(0.0);
-                [[unroll]] for (uint i = 0; i < NC; ++i) s4 += qs[h * D4 + c + TPR * i] * kr[i];
-                float s = (s4.x + s4.y) + (s4.z + s4.w);
+                precise float s = lane_dot(h, c, kr);
                 if (SGW > 1)
                     for (uint o = 1; o < SGW; o <<= 1) s += subgroupShuffleXor(s, o);
                 if (PPR > 1) {
@@ -85,7 +93,7 @@ void tiles(uint seg, uint lo, uint hi, uint kb, uint kts, uint vb, uint vts) {
         barrier();
         if (PPR > 1) {
             for (uint e = t; e < GROUP * TILE; e += WG) {
-                float s = 0.0;
+                precise float s = 0.0;
                 for (uint p = 0; p < PPR; ++p) s += red[e * PPR + p];
                 xs[e] = e % TILE < cnt ? s : kMask;
             }
@@ -187,11 +195,24 @@ void main() {
             const uint base = pc.k1_off + hk * pc.k1_hs + r * pc.k1_ts;
             float sum = 0.0;
             for (uint g = 0; g < GROUP; ++g) {
-                vec4 s4 = vec4(0.0);
-                for (uint c4 = 0; c4 < D4; ++c4) s4 += qs[g * D4 + c4] * k1_load4(base + c4 * 4);
+                // The logit exactly as MODE 0 formed it: per-lane parts, the subgroup butterfly's
+                // pairwise tree over SGW lanes, then the PPR partials in order.
+                float tp[TPR];
+                for (uint c = 0; c < TPR; ++c) {
+                    vec4 kr[NC];
+                    [[unroll]] for (uint i = 0; i < NC; ++i) kr[i] = k1_load4(base + 4 * (c + TPR * i));
+                    tp[c] = lane_dot(g, c, kr);
+                }
+                for (uint o = 1; o < SGW; o <<= 1)
+                    for (uint c = 0; c < TPR; c += 2 * o) {
+                        precise float x = tp[c] + tp[c + o];
+                        tp[c] = x;
+                    }
+                precise float x = 0.0;
+                for (uint p = 0; p < PPR; ++p) x += tp[p * SGW];
                 const uint hq = hk * GROUP + g;
                 const float L = part[pc.part_merged + hq * 2 + 1];
-                if (L > 0.0) sum += exp_below((s4.x + s4.y) + (s4.z + s4.w), part[pc.part_merged + hq * 2]) / L;
+                if (L > 0.0) sum += exp_below(x, part[pc.part_merged + hq * 2]) / L;
             }
             probs[pc.probs_off + hk * pc.probs_n + r] = sum / float(GROUP);
         }

@@ -644,7 +644,7 @@ public:
                mem(a.v1.data), mem(k2), mem(v2), seg2 ? mem(a.n2) : mem(a.k1.data), part, params(p));
         launch(kernel("decode.cl", opts, "decode_merge"), Range(d / 4, hq), kAnyLocal, part, mem(a.o.data), params(p));
         if (a.probs)
-            launch(kernel("decode.cl", opts, "decode_probs"), Range(a.probs_n, hkv), kAnyLocal, mem(a.q.data),
+            launch(kernel("decode.cl", opts, "decode_probs"), Range(size_t(ceil_div(a.probs_n, wg)) * wg, hkv), Range(wg, 1), mem(a.q.data),
                    mem(a.k1.data), part, mem(a.probs), params(p));
     }
 
