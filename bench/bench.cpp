@@ -160,6 +160,7 @@ public:
     }
 
     void run(const std::vector<std::pair<std::string, tca_profile*>>& profiles) {
+        if (cfg_.decode_only) return run_decode_only(profiles);
         data_ = make_inputs(cfg_, L_, cfg_.seed + 1000);
         const int hq = cfg_.heads, hkv = cfg_.kv_heads, d = cfg_.dim;
         tq_ = upload(ctx_, TCA_F32, hq, L_, d, data_.q.data.data());
@@ -178,6 +179,94 @@ public:
                 skip(out_, dr_.facts.name, L_, "tca " + name, e.what());
             }
         }
+    }
+
+    // --decode-only: the caches are built once per length and profile; only decode steps are timed.
+    void run_decode_only(const std::vector<std::pair<std::string, tca_profile*>>& profiles) {
+        data_ = make_inputs(cfg_, L_, cfg_.seed + 1000);
+        const int hq = cfg_.heads, hkv = cfg_.kv_heads, d = cfg_.dim;
+        tk_ = upload(ctx_, cfg_.kv_dtype, hkv, L_, d, data_.k.data.data());
+        tv_ = upload(ctx_, cfg_.kv_dtype, hkv, L_, d, data_.v.data.data());
+        progress_.step(fmt::format("{} L={} dense decode", dr_.facts.name, L_));
+        std::vector<float> q1(size_t(hq) * d);
+        for (int h = 0; h < hq; ++h) std::memcpy(&q1[size_t(h) * d], data_.q.row(h, L_ - 1), size_t(d) * 4);
+        auto tq1 = upload(ctx_, TCA_F32, hq, 1, d, q1.data());
+        auto to1 = output(ctx_, hq, 1, d);
+        Record dense = base();
+        dense.method = dense.profile = "dense";
+        dense.decode_only = true;
+        dense.decode_ms = median_ms(
+            [&] { check(tca_dense_decode(ctx_, tq1.get(), tk_.get(), tv_.get(), L_, to1.get(), 0.f), "decode"); },
+            std::max(cfg_.runs, cfg_.runs * cfg_.decode_steps));
+        dense.kv_bytes = dense.decode_kv_bytes_per_step = dense.kv_dense_bytes;
+        rates(dense);
+        dense.dense_nmse_decode = check_decode(q1);
+        out_.records.push_back(dense);
+        if (profiles.empty()) return;
+        // The TCA caches take the prompt through the API's only way in, one (untimed) prefill.
+        tq_ = upload(ctx_, TCA_F32, hq, L_, d, data_.q.data.data());
+        for (const auto& [name, prof] : profiles) {
+            progress_.step(fmt::format("{} L={} tca {} decode", dr_.facts.name, L_, name));
+            try {
+                out_.records.push_back(decode_only_tca(dense, name, prof, q1));
+            } catch (const ApiError& e) {
+                if (e.status != TCA_ERROR_OUT_OF_MEMORY && e.status != TCA_ERROR_UNSUPPORTED) throw;
+                skip(out_, dr_.facts.name, L_, "tca " + name, e.what());
+            }
+        }
+        tq_.reset();
+    }
+
+    Record decode_only_tca(const Record& dense, const std::string& name, tca_profile* prof, const std::vector<float>& q1) {
+        const int hq = cfg_.heads, hkv = cfg_.kv_heads, d = cfg_.dim;
+        std::vector<float> k1(size_t(hkv) * d), v1(size_t(hkv) * d);
+        for (int h = 0; h < hkv; ++h) {
+            std::memcpy(&k1[size_t(h) * d], data_.k.row(h, L_ - 1), size_t(d) * 4);
+            std::memcpy(&v1[size_t(h) * d], data_.v.row(h, L_ - 1), size_t(d) * 4);
+        }
+        auto tq1 = upload(ctx_, TCA_F32, hq, 1, d, q1.data()), to1 = output(ctx_, hq, 1, d);
+        auto tk1 = upload(ctx_, cfg_.kv_dtype, hkv, 1, d, k1.data()), tv1 = upload(ctx_, cfg_.kv_dtype, hkv, 1, d, v1.data());
+        const int steps = cfg_.warmup + std::max(cfg_.runs, cfg_.runs * cfg_.decode_steps);
+        tca_cache* c = nullptr;
+        check(tca_cache_create(ctx_, prof, 0, hq, hkv, d, cfg_.kv_dtype, L_ + steps, &c), "cache");
+        CachePtr cache(c);
+        {
+            auto to = output(ctx_, hq, L_, d);
+            check(tca_cache_prefill(c, tq_.get(), tk_.get(), tv_.get(), to.get()), "tca prefill");
+        }
+        Record r = base();
+        r.method = "tca", r.profile = name, r.decode_only = true;
+        uint64_t bytes = 0, dense_bytes = 0;
+        check(tca_cache_size(c, &bytes, &dense_bytes, nullptr), "size");
+        r.kv_bytes = r.decode_kv_bytes_per_step = double(bytes);
+        r.kv_reduction = dense_bytes ? 1.0 - double(bytes) / double(dense_bytes) : 0;
+        std::vector<tca_call_stats> dec;
+        double bytes_sum = 0;
+        const double token_bytes = 2.0 * hkv * d * (cfg_.kv_dtype == TCA_F32 ? 4 : 2);
+        check(tca_context_set_profiling(ctx_, 1), "profiling");
+        for (int i = 0; i < steps; ++i) {
+            uint64_t before = 0;
+            check(tca_cache_size(c, &before, nullptr, nullptr), "size");
+            check(tca_cache_decode(c, tq1.get(), tk1.get(), tv1.get(), to1.get()), "tca decode");
+            if (i >= cfg_.warmup) dec.push_back(stats_of(ctx_)), bytes_sum += double(before) + token_bytes;
+        }
+        check(tca_context_set_profiling(ctx_, 0), "profiling");
+        r.decode_ms = median_run(dec).total_ms;
+        // A step reads the cache as it stands (G + pending + ring) plus its own token.
+        r.kv_bytes = r.decode_kv_bytes_per_step = bytes_sum / double(dec.size());
+        r.decode_speedup = dense.decode_ms / r.decode_ms;
+        r.keep_fraction = 0;
+        int64_t kept_total = 0;
+        for (int h = 0; h < hkv; ++h) {
+            int n = 0;
+            check(tca_cache_kept_positions(c, h, nullptr, 0, &n), "kept positions");
+            kept_total += n;
+        }
+        const int n_global = std::max(0, L_ - cfg_.window);
+        r.keep_fraction = n_global > 0 ? std::min(1.0, double(kept_total) / (double(n_global) * hkv)) : 1.0;
+        r.attended_fraction = 0;
+        rates(r);
+        return r;
     }
 
     static void skip(Results& out, const std::string& dev, int L, const std::string& what, const std::string& why) {
@@ -221,6 +310,8 @@ private:
         const auto& rl = dr_.roofline;
         r.prefill_roofline = rl.f32_gflops > 0 ? r.prefill_gflops / rl.f32_gflops : 0;
         r.decode_roofline = rl.copy_gbps > 0 ? r.decode_gbps / rl.copy_gbps : 0;
+        r.decode_copy_share = r.decode_roofline;
+        r.decode_kv_bytes_per_step = r.kv_bytes;
     }
 
     Record run_dense() {
@@ -453,7 +544,7 @@ Results run(const Config& cfg) {
         owned.emplace_back(p);
         profiles.emplace_back(fmt::format("keep={:g}", keep), p);
     }
-    if (cfg.calibrate) {
+    if (cfg.calibrate && !cfg.decode_only) {  // decode-only measures the fixed ratios
         const int Lc = calibration_length(cfg, res.devices);
         for (size_t i = 0; i < contexts.size() && !res.calibration.done; ++i) {
             if (largest_buffer(cfg, Lc) > res.devices[i].facts.max_allocation) continue;

@@ -34,6 +34,9 @@ struct Config {
     int window = 4096, block = 128;
     double tau = 0.9, alpha = 0.5;
     bool quick = false;
+    // Decode only: per length the dense K/V and each TCA cache are built once (untimed), then
+    // decode_steps x runs decode steps are timed; no dense or TCA prefill timing.
+    bool decode_only = false;
     std::string command;  // the command line, recorded in the JSON
 };
 
@@ -78,6 +81,9 @@ struct Record {
     double max_bound_use = 0;      // max over checked rows of ||o - o~||_1 / (2*gamma*max||v||_1)
     int bound_rows = 0;
     double dense_nmse_prefill = 0, dense_nmse_decode = 0;
+    bool decode_only = false;              // prefill not timed (prefill_ms etc. are 0)
+    double decode_kv_bytes_per_step = 0;   // K/V bytes a decode step reads (dense: all; TCA: G + window)
+    double decode_copy_share = 0;          // decode K/V GB/s / the copy probe's GB/s
 };
 
 struct Skipped {

@@ -59,7 +59,10 @@ json record_json(const Record& r, const Results& res) {
              {{"mean_rel_l1", r.mean_rel_l1}, {"max_rel_l1", r.max_rel_l1},
               {"worst_bound_slack", r.worst_bound_slack}, {"max_bound_use", r.max_bound_use},
               {"bound_rows", r.bound_rows}, {"dense_nmse_prefill", r.dense_nmse_prefill},
-              {"dense_nmse_decode", r.dense_nmse_decode}}}};
+              {"dense_nmse_decode", r.dense_nmse_decode}}},
+            {"decode_only", r.decode_only},
+            {"decode_kv_bytes_per_step", r.decode_kv_bytes_per_step},
+            {"decode_copy_share", r.decode_copy_share}};
 }
 
 std::string pct(double x) { return fmt::format("{:.1f}", 100 * x); }
@@ -79,7 +82,7 @@ void write_json(const Results& res, const std::string& path) {
                    {"runs", c.runs},         {"warmup", c.warmup},     {"decode_steps", c.decode_steps},     {"keep", c.keep},
                    {"workload", c.workload}, {"window", c.window},     {"block", c.block},
                    {"tau", c.tau},           {"alpha", c.alpha},       {"seed", c.seed},
-                   {"quick", c.quick}};
+                   {"quick", c.quick},       {"decode_only", c.decode_only}};
     j["calibration"] = res.calibration.done
                            ? json{{"workload", res.calibration.workload}, {"device", res.calibration.device},
                                   {"length", res.calibration.length}, {"mean_keep_ratio", res.calibration.mean_keep},
@@ -103,7 +106,7 @@ void write_csv(const Results& res, const std::string& path) {
          "kv_dtype,window,block,keep_fraction,attended_fraction,prefill_ms,decode_ms,score_ms,metric_ms,sort_ms,"
          "select_ms,attend_ms,other_ms,prefill_speedup,decode_speedup,kv_bytes,kv_reduction,prefill_gflops,"
          "decode_gbps,prefill_roofline_fraction,decode_roofline_fraction,mean_rel_l1,max_rel_l1,worst_bound_slack,"
-         "max_bound_use,dense_nmse_prefill,dense_nmse_decode\n";
+         "max_bound_use,dense_nmse_prefill,dense_nmse_decode,decode_only,decode_kv_bytes_per_step,decode_copy_share\n";
     auto q = [](const std::string& s) {  // RFC 4180 quoting
         std::string out = "\"";
         for (char ch : s) out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
@@ -114,16 +117,38 @@ void write_csv(const Results& res, const std::string& path) {
                          q(r.dev.device), q(r.dev.driver), q(res.version), q(res.revision), r.method, q(r.profile),
                          r.length, r.heads, r.kv_heads, r.dim, r.kv_dtype, r.window, r.block);
         o << fmt::format("{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},"
-                         "{:g},{:g},{:g},{:g},{:g}\n",
+                         "{:g},{:g},{:g},{:g},{:g},{},{:g},{:g}\n",
                          r.keep_fraction, r.attended_fraction, r.prefill_ms, r.decode_ms, r.stages.score,
                          r.stages.metric, r.stages.sort, r.stages.select, r.stages.attend, r.stages.other,
                          r.prefill_speedup, r.decode_speedup, r.kv_bytes, r.kv_reduction, r.prefill_gflops,
                          r.decode_gbps, r.prefill_roofline, r.decode_roofline, r.mean_rel_l1, r.max_rel_l1,
-                         r.worst_bound_slack, r.max_bound_use, r.dense_nmse_prefill, r.dense_nmse_decode);
+                         r.worst_bound_slack, r.max_bound_use, r.dense_nmse_prefill, r.dense_nmse_decode,
+                         r.decode_only ? 1 : 0, r.decode_kv_bytes_per_step, r.decode_copy_share);
     }
     const std::string text = o.str();
     io::write_file_atomic(path, text.data(), text.size());
 }
+
+namespace {
+
+// --decode-only: decode time, K/V bytes per step, achieved bandwidth and its share of the copy probe.
+void print_decode_table(const Results& res) {
+    fmt::print("\n{:<9} {:<15} {:>6} {:>6} {:>9} {:>7} {:>10} {:>7} {:>6}\n", "device", "profile", "length", "keep",
+               "decode ms", "speedup", "KV MiB/st", "GB/s", "copy%");
+    for (const auto& r : res.records) {
+        const bool tca = r.method == "tca";
+        fmt::print("{:<9} {:<15} {:>6} {:>6} {:>9.3f} {:>7} {:>10.2f} {:>7.2f} {:>6}\n", r.dev.name, r.profile, r.length,
+                   tca ? fmt::format("{:.3f}", r.keep_fraction) : "1", r.decode_ms,
+                   tca ? fmt::format("{:.2f}x", r.decode_speedup) : "", r.decode_kv_bytes_per_step / 1048576.0,
+                   r.decode_gbps, pct(r.decode_copy_share));
+    }
+    for (const auto& s : res.skipped) fmt::print("skipped: {} L={} {}: {}\n", s.device, s.length, s.what, s.reason);
+    fmt::print(
+        "\ndecode ms: median device time of one decode step; KV MiB/st: K/V bytes a step reads (TCA: G + pending +\n"
+        "ring); GB/s: those bytes over the step's time; copy%: that rate as a share of the copy probe's GB/s.\n");
+}
+
+}  // namespace
 
 void print_table(const Results& res) {
     fmt::print("tca {} ({}), {}\n", res.version, res.revision, res.created);
@@ -140,6 +165,7 @@ void print_table(const Results& res) {
         fmt::print("calibrated on {} ({} workload, L={}): keep ratio mean {:.3f} (min {:.3f}, max {:.3f})\n",
                    res.calibration.device, res.calibration.workload, res.calibration.length, res.calibration.mean_keep,
                    res.calibration.min_keep, res.calibration.max_keep);
+    if (res.config.decode_only) return print_decode_table(res);
     fmt::print("\n{:<9} {:<15} {:>6} {:>6} {:>10} {:>7} {:>6} {:>9} {:>7} {:>6} {:>6} {:>6} {:>5} {:>7} {:>7} {:>8}\n",
                "device", "profile", "length", "keep", "prefill ms", "speedup", "roof%", "decode ms", "speedup", "roof%",
                "KV -%", "sel %", "att%", "L1 mean", "L1 max", "slack");

@@ -27,6 +27,7 @@ std::string command_line(const bench::Config& c, const std::string& dtype) {
                      c.block, c.tau, c.alpha, c.seed);
     if (c.calib_length > 0) s += fmt::format(" --calib-length {}", c.calib_length);
     if (!c.calibrate) s += " --no-calibrate";
+    if (c.decode_only) s += " --decode-only";
     return s;
 }
 
@@ -69,6 +70,10 @@ void register_bench(CLI::App& app) {
         ->check(integer_in(0, std::numeric_limits<decltype(cfg->seed)>::max()));
     cmd->add_option("--json", *json_path, "Write the results as JSON (schema: bench/bench-schema.json)");
     cmd->add_option("--csv", *csv_path, "Write the records as CSV");
+    cmd->add_flag("--decode-only", cfg->decode_only,
+                  "Time decode only: per length build the dense K/V and each fixed-ratio TCA cache once (untimed), "
+                  "then time --runs x --decode-steps decode steps (median); reports K/V bytes per step and the share "
+                  "of the copy probe's bandwidth. No prefill timing, no calibration");
     cmd->add_flag("--quick", cfg->quick,
                   "Small sweep for CI and demos, under a minute on a CPU driver: lengths 512,1024, 4/2 heads, "
                   "dim 64, keep 0.25, window 128, block 32, 2 runs (explicit options win)");

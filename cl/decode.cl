@@ -1,113 +1,172 @@
 // Decode attention: one query row per head against segment 1 (rows 0..n1-1 of k1/v1) followed
-// by segment 2 (rows 0..n2[h]-1 of k2/v2), as one virtual key sequence.
+// by segment 2 (rows 0..n2[h]-1 of k2/v2), as one virtual key sequence. The same algorithm as
+// shaders/decode.glsl; parameters, bindings and build constants: src/iface/iface_decode.h.
 //
 // decode_split: split-K. A work-group owns one KV head and one contiguous range of the virtual
-//   sequence and serves all the group's query heads at once, so each K/V row is read once per
-//   group. Keys go through in chunks of DEC_WG (one key per work-item for the logits); the
-//   (head, dim) pairs of the output are spread over the work-items for the P.V product.
-//   Writes the split's running max m, sum l and unnormalised output.
-// decode_merge: log-sum-exp merge of the splits; also keeps the merged (m, l) per query head.
-// decode_probs: eviction scores for segment-1 rows from the merged (m, l).
+//   sequence and serves all DEC_GROUP query heads of that KV head, so each K/V row is read once.
+//   Lanes are (row slot r, column c): DEC_TPR lanes span a row, lane c holding the float4 columns
+//   c, c + DEC_TPR, ...; consecutive lanes read consecutive 16-byte units and consecutive row slots
+//   consecutive rows (CPU drivers vectorise that into plain loads, GPUs coalesce it). Per tile of
+//   DEC_TILE rows: partial dots -> logits (summed over a row's lanes through local memory),
+//   online-softmax statistics per query head, then P.V with the same lane layout. The row slots'
+//   outputs are summed once per split. Writes the split's (m, l) and unnormalised output.
+// decode_merge: log-sum-exp merge of the splits; also keeps the merged (M, L) per query head.
+// decode_probs: eviction scores for segment-1 rows from the merged (M, L).
 #include "attention_common.h"
+#include "iface_decode.h"
+
+// No FMA contraction: decode_probs recomputes every logit in exactly decode_split's arithmetic and
+// order, since a logit near the 1e20 score limit one ulp off the max decode_split found would change
+// its probability.
+#pragma OPENCL FP_CONTRACT OFF
 
 #ifndef DEC_WG
 #define DEC_WG 64
 #endif
-#define PAIRS ((MAX_GROUP * D4 + DEC_WG - 1) / DEC_WG)
+#ifndef DEC_GROUP
+#define DEC_GROUP 1
+#endif
+#ifndef DEC_TPR
+#define DEC_TPR D4
+#endif
+#ifndef DEC_TILE
+#define DEC_TILE 64
+#endif
+#define DEC_RP (DEC_WG / DEC_TPR)  // rows read at once
+#define DEC_NC (D4 / DEC_TPR)      // float4 columns per lane
+
+// One lane's part of a logit: its columns c, c + DEC_TPR, ... of (scale q) . k.
+inline float lane_dot(__local const float4* qh, int c, const float4* kr) {
+    float4 s4 = (float4)(0.0f);
+    for (int i = 0; i < DEC_NC; ++i) s4 += qh[c + DEC_TPR * i] * kr[i];
+    return (s4.x + s4.y) + (s4.z + s4.w);
+}
 
 __kernel __attribute__((reqd_work_group_size(DEC_WG, 1, 1)))
-void decode_split(TENSOR(const float, q), TENSOR(const kv_t, k1), TENSOR(const kv_t, v1), int n1,
-                  TENSOR(const kv_t, k2), TENSOR(const kv_t, v2), int k2_rows, __global const int* n2, long n2_off,
-                  int has2, int group, float scale, int split_len, __global float* part_ml, __global float* part_o) {
-    __local float4 qs[MAX_GROUP * D4];
-    __local float xs[MAX_GROUP * DEC_WG];
-    __local float mnew[MAX_GROUP], corr[MAX_GROUP];
+void decode_split(__global const float* q, __global const kv_t* k1, __global const kv_t* v1,
+                  __global const kv_t* k2, __global const kv_t* v2, __global const int* n2,
+                  __global float* part, const DecodeParams p) {
+    __local float4 qs[DEC_GROUP * D4];
+    __local float4 osum[DEC_GROUP * D4];
+    __local float xs[DEC_GROUP * DEC_TILE];
+#if DEC_TPR > 1
+    __local float red[DEC_GROUP * DEC_TILE * DEC_TPR];
+#endif
+    __local float mnew[DEC_GROUP], corr[DEC_GROUP];
 
-    const int lid = get_local_id(0);
-    const int split = get_group_id(0), nsplit = get_num_groups(0);
-    const int hk = get_group_id(1);
-    for (int e = lid; e < group * D4; e += DEC_WG) {
-        const int h = e / D4, c = e - h * D4;
-        qs[e] = vload4(0, q + ROW(q, hk * group + h, 0) + 4 * c) * scale;
+    const int lid = get_local_id(0), r = lid / DEC_TPR, c = lid % DEC_TPR;
+    const int split = get_group_id(0), hk = get_group_id(1);
+    for (int e = lid; e < DEC_GROUP * D4; e += DEC_WG) {
+        const int h = e / D4, cc = e - h * D4;
+        qs[e] = vload4(0, q + p.q_off + (long)(hk * DEC_GROUP + h) * p.q_hs + 4 * cc) * p.scale;
+        osum[e] = (float4)(0.0f);
     }
-    const int n = n1 + (has2 ? clamp(n2[n2_off + hk], 0, k2_rows) : 0);
-    const int a = split * split_len, b = min(a + split_len, n);
+    const int n1 = (int)p.n1;
+    const int n = n1 + (p.has2 ? clamp(n2[p.n2_off + hk], 0, (int)p.k2_rows) : 0);
+    // Splits are planned from the caller's bound on the rows; the last one takes whatever is left.
+    const int a = min((long)split * p.split_len, (long)n);
+    const int b = split == (int)p.nsplit - 1 ? n : min(a + (int)p.split_len, n);
 
-    float m = MASK_VALUE, l = 0.0f;  // meaningful in work-items lid < group: one per query head
-    float4 acc[PAIRS];
-    for (int pi = 0; pi < PAIRS; ++pi) acc[pi] = (float4)(0.0f);
+    float m = MASK_VALUE, l = 0.0f;  // meaningful in lanes lid < DEC_GROUP: one per query head
+    float4 acc[DEC_GROUP][DEC_NC];
+    for (int h = 0; h < DEC_GROUP; ++h)
+        for (int i = 0; i < DEC_NC; ++i) acc[h][i] = (float4)(0.0f);
 
-    for (int c0 = a; c0 < b; c0 += DEC_WG) {
-        barrier(CLK_LOCAL_MEM_FENCE);  // qs written / previous chunk's xs fully consumed
-        const int key = c0 + lid;
-        if (key < b) {
-            float4 kr[D4];
-            const bool first = key < n1;
-            __global const kv_t* src = first ? k1 : k2;
-            const long r = first ? ROW(k1, hk, key) : ROW(k2, hk, key - n1);
-            for (int c = 0; c < D4; ++c) kr[c] = LOAD_KV4(src, r + 4 * c);
-            for (int h = 0; h < group; ++h) xs[h * DEC_WG + lid] = dot_local_row(qs + h * D4, kr);
-        } else {
-            for (int h = 0; h < group; ++h) xs[h * DEC_WG + lid] = MASK_VALUE;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        if (lid < group) {
-            float mx = m;
-            for (int t = 0; t < DEC_WG; ++t) mx = fmax(mx, xs[lid * DEC_WG + t]);
-            mnew[lid] = mx;
-            corr[lid] = exp(m - mx);
-            m = mx;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        for (int h = 0; h < group; ++h) {
-            const float x = xs[h * DEC_WG + lid];
-            xs[h * DEC_WG + lid] = x != MASK_VALUE ? exp(x - mnew[h]) : 0.0f;
-        }
-        barrier(CLK_LOCAL_MEM_FENCE);
-        if (lid < group) {
-            float sum = 0.0f;
-            for (int t = 0; t < DEC_WG; ++t) sum += xs[lid * DEC_WG + t];
-            l = l * corr[lid] + sum;
-        }
-        const int cnt = min(DEC_WG, b - c0);
-        for (int pi = 0; pi < PAIRS; ++pi) {
-            const int e = lid + pi * DEC_WG;
-            if (e < group * D4) {
-                const int h = e / D4, c = e - h * D4;
-                float4 s = acc[pi] * corr[h];
-                for (int t = 0; t < cnt; ++t) {
-                    const int kk = c0 + t;
-                    const bool first = kk < n1;
-                    __global const kv_t* src = first ? v1 : v2;
-                    const long r = first ? ROW(v1, hk, kk) : ROW(v2, hk, kk - n1);
-                    s += xs[h * DEC_WG + t] * LOAD_KV4(src, r + 4 * c);
+    for (int seg = 0; seg < 2; ++seg) {
+        // Tiles never straddle the two segments, so a tile's rows are one strided run of memory.
+        const int lo = seg ? max(a, n1) : a, hi = seg ? b : min(b, n1), row0 = seg ? n1 : 0;
+        __global const kv_t* kb = seg ? k2 + p.k2_off + (long)hk * p.k2_hs : k1 + p.k1_off + (long)hk * p.k1_hs;
+        __global const kv_t* vb = seg ? v2 + p.v2_off + (long)hk * p.v2_hs : v1 + p.v1_off + (long)hk * p.v1_hs;
+        const long kts = seg ? p.k2_ts : p.k1_ts, vts = seg ? p.v2_ts : p.v1_ts;
+        for (int t0 = lo; t0 < hi; t0 += DEC_TILE) {
+            const int cnt = min(DEC_TILE, hi - t0);
+            __global const kv_t* kt = kb + (long)(t0 - row0) * kts;
+            __global const kv_t* vt = vb + (long)(t0 - row0) * vts;
+            barrier(CLK_LOCAL_MEM_FENCE);  // qs written / the previous tile's xs consumed
+            for (int j0 = 0; j0 < DEC_TILE; j0 += DEC_RP) {
+                const int j = j0 + r;
+                // Slots past the tile's end read its last row (no conditional loads) and are masked.
+                const bool ok = j < cnt;
+                const long jr = (long)min(j, cnt - 1) * kts;
+                float4 kr[DEC_NC];
+                for (int i = 0; i < DEC_NC; ++i) kr[i] = LOAD_KV4(kt, jr + 4 * (c + DEC_TPR * i));
+                for (int h = 0; h < DEC_GROUP; ++h) {
+                    const float s = lane_dot(qs + h * D4, c, kr);
+#if DEC_TPR > 1
+                    red[(h * DEC_TILE + j) * DEC_TPR + c] = s;
+#else
+                    xs[h * DEC_TILE + j] = ok ? s : MASK_VALUE;
+#endif
                 }
-                acc[pi] = s;
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+#if DEC_TPR > 1
+            for (int e = lid; e < DEC_GROUP * DEC_TILE; e += DEC_WG) {
+                float s = 0.0f;
+                for (int pp = 0; pp < DEC_TPR; ++pp) s += red[e * DEC_TPR + pp];
+                xs[e] = e % DEC_TILE < cnt ? s : MASK_VALUE;
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+#endif
+            if (lid < DEC_GROUP) {
+                float mx = m;
+                for (int t = 0; t < cnt; ++t) mx = fmax(mx, xs[lid * DEC_TILE + t]);
+                mnew[lid] = mx;
+                corr[lid] = exp(m - mx);
+                m = mx;
+            }
+            barrier(CLK_LOCAL_MEM_FENCE);
+            for (int e = lid; e < DEC_GROUP * DEC_TILE; e += DEC_WG)
+                xs[e] = e % DEC_TILE < cnt ? exp(xs[e] - mnew[e / DEC_TILE]) : 0.0f;
+            barrier(CLK_LOCAL_MEM_FENCE);
+            if (lid < DEC_GROUP) {
+                float sum = 0.0f;
+                for (int t = 0; t < cnt; ++t) sum += xs[lid * DEC_TILE + t];
+                l = l * corr[lid] + sum;
+            }
+            for (int h = 0; h < DEC_GROUP; ++h)
+                for (int i = 0; i < DEC_NC; ++i) acc[h][i] *= corr[h];
+            for (int j0 = 0; j0 < cnt; j0 += DEC_RP) {
+                // Slots past the tile's end read its last row with probability 0.
+                const int j = min(j0 + r, cnt - 1);
+                const float live = j0 + r < cnt ? 1.0f : 0.0f;
+                float4 vr[DEC_NC];
+                for (int i = 0; i < DEC_NC; ++i) vr[i] = LOAD_KV4(vt, (long)j * vts + 4 * (c + DEC_TPR * i));
+                for (int h = 0; h < DEC_GROUP; ++h) {
+                    const float pr = xs[h * DEC_TILE + j] * live;
+                    for (int i = 0; i < DEC_NC; ++i) acc[h][i] += pr * vr[i];
+                }
             }
         }
     }
 
-    if (lid < group) {
-        const long at = ((long)(hk * group + lid) * nsplit + split) * 2;
-        part_ml[at] = m;
-        part_ml[at + 1] = l;
+    // Sum the row slots' outputs (in slot order: deterministic).
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = 0; s < DEC_RP; ++s) {
+        if (r == s)
+            for (int h = 0; h < DEC_GROUP; ++h)
+                for (int i = 0; i < DEC_NC; ++i) osum[h * D4 + c + DEC_TPR * i] += acc[h][i];
+        barrier(CLK_LOCAL_MEM_FENCE);
     }
-    for (int pi = 0; pi < PAIRS; ++pi) {
-        const int e = lid + pi * DEC_WG;
-        if (e < group * D4) {
-            const int h = e / D4, c = e - h * D4;
-            vstore4(acc[pi], 0, part_o + ((long)(hk * group + h) * nsplit + split) * HEAD_DIM + 4 * c);
-        }
+    const int nsplit = (int)p.nsplit;
+    if (lid < DEC_GROUP) {
+        const long at = ((long)(hk * DEC_GROUP + lid) * nsplit + split) * 2;
+        part[at] = m;
+        part[at + 1] = l;
+    }
+    for (int e = lid; e < DEC_GROUP * D4; e += DEC_WG) {
+        const int h = e / D4, cc = e - h * D4;
+        vstore4(osum[e], 0, part + p.part_o + ((long)(hk * DEC_GROUP + h) * nsplit + split) * HEAD_DIM + 4 * cc);
     }
 }
 
 // One work-item per (float4 of the output, query head). Splits that saw no key have l == 0 and
 // are left out, so an empty split never influences the result.
-__kernel void decode_merge(__global const float* part_ml, __global const float* part_o, int nsplit,
-                           TENSOR(float, o), __global float* ml) {
+__kernel void decode_merge(__global float* part, __global float* o, const DecodeParams p) {
     const int c = get_global_id(0), hq = get_global_id(1);
     if (c >= D4) return;
-    __global const float* pm = part_ml + (long)hq * nsplit * 2;
+    const int nsplit = (int)p.nsplit;
+    __global const float* pm = part + (long)hq * nsplit * 2;
     float mx = MASK_VALUE;
     for (int s = 0; s < nsplit; ++s)
         if (pm[2 * s + 1] > 0.0f) mx = fmax(mx, pm[2 * s]);
@@ -117,31 +176,45 @@ __kernel void decode_merge(__global const float* part_ml, __global const float* 
         if (pm[2 * s + 1] > 0.0f) {
             const float w = exp(pm[2 * s] - mx);
             sum += pm[2 * s + 1] * w;
-            acc += w * vload4(0, part_o + ((long)hq * nsplit + s) * HEAD_DIM + 4 * c);
+            acc += w * vload4(0, part + p.part_o + ((long)hq * nsplit + s) * HEAD_DIM + 4 * c);
         }
     }
-    vstore4(sum > 0.0f ? acc / sum : (float4)(0.0f), 0, o + ROW(o, hq, 0) + 4 * c);
+    vstore4(sum > 0.0f ? acc / sum : (float4)(0.0f), 0, o + p.o_off + (long)hq * p.o_hs + 4 * c);
     if (c == 0) {
-        ml[2 * hq] = mx;
-        ml[2 * hq + 1] = sum;
+        part[p.part_merged + 2 * hq] = mx;
+        part[p.part_merged + 2 * hq + 1] = sum;
     }
 }
 
-// probs[hk][r] = mean over the group's query heads of exp(logit - m) / l, r < probs_n.
-__kernel void decode_probs(TENSOR(const float, q), TENSOR(const kv_t, k1), int group, float scale,
-                           __global const float* ml, __global float* probs, long probs_off, int probs_n) {
-    const int r = get_global_id(0), hk = get_global_id(1);
-    if (r >= probs_n) return;
-    float4 kr[D4], qr[D4];
-    const long kr0 = ROW(k1, hk, r);
-    for (int c = 0; c < D4; ++c) kr[c] = LOAD_KV4(k1, kr0 + 4 * c);
-    float sum = 0.0f;
-    for (int h = 0; h < group; ++h) {
-        const int hq = hk * group + h;
-        const long q0 = ROW(q, hq, 0);
-        for (int c = 0; c < D4; ++c) qr[c] = vload4(0, q + q0 + 4 * c) * scale;
-        const float l = ml[2 * hq + 1];
-        if (l > 0.0f) sum += exp_below(dot_row(qr, kr), ml[2 * hq]) / l;
+// probs[hk][r] = mean over the group's query heads of exp(logit - M) / L, r < probs_n.
+// Each logit exactly as decode_split formed it: per-lane parts, then summed over the lanes in order.
+__kernel __attribute__((reqd_work_group_size(DEC_WG, 1, 1)))
+void decode_probs(__global const float* q, __global const kv_t* k1, __global const float* part,
+                  __global float* probs, const DecodeParams p) {
+    __local float4 qs[DEC_GROUP * D4];
+    const int lid = get_local_id(0), hk = get_group_id(1), r = get_global_id(0);
+    for (int e = lid; e < DEC_GROUP * D4; e += DEC_WG) {
+        const int h = e / D4, cc = e - h * D4;
+        qs[e] = vload4(0, q + p.q_off + (long)(hk * DEC_GROUP + h) * p.q_hs + 4 * cc) * p.scale;
     }
-    probs[probs_off + (long)hk * probs_n + r] = sum / group;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    if (r >= (int)p.probs_n) return;
+    const long kr0 = p.k1_off + (long)hk * p.k1_hs + (long)r * p.k1_ts;
+    float sum = 0.0f;
+    for (int h = 0; h < DEC_GROUP; ++h) {
+        float x = 0.0f;
+        for (int c = 0; c < DEC_TPR; ++c) {
+            float4 kr[DEC_NC];
+            for (int i = 0; i < DEC_NC; ++i) kr[i] = LOAD_KV4(k1, kr0 + 4 * (c + DEC_TPR * i));
+#if DEC_TPR > 1
+            x += lane_dot(qs + h * D4, c, kr);
+#else
+            x = lane_dot(qs + h * D4, c, kr);
+#endif
+        }
+        const int hq = hk * DEC_GROUP + h;
+        const float l = part[p.part_merged + 2 * hq + 1];
+        if (l > 0.0f) sum += exp_below(x, part[p.part_merged + 2 * hq]) / l;
+    }
+    probs[p.probs_off + (long)hk * p.probs_n + r] = sum / DEC_GROUP;
 }

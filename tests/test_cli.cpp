@@ -317,6 +317,41 @@ TEST_F(Cli, BenchWritesJsonAndCsv) {
     EXPECT_NE(bad.output.find("unknown synthetic kind"), std::string::npos) << bad.output;
 }
 
+// tca bench --decode-only: one dense and one TCA record per length, decode timed, prefill not; the
+// bytes per step and the copy share are reported (TCA reads fewer bytes than dense).
+TEST_F(Cli, BenchDecodeOnly) {
+    const auto r = tca("bench --device cpu --lengths 256,320 --heads 4 --kv-heads 2 --dim 32 --window 64 --block 16 "
+                       "--keep 0.25 --runs 2 --warmup 1 --decode-steps 3 --decode-only --json " + d("d.json") +
+                       " --csv " + d("d.csv"));
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("copy%"), std::string::npos) << r.output;
+    EXPECT_EQ(r.output.find("calibrated"), std::string::npos) << "decode-only measures the fixed ratios";
+    std::ifstream f(d("d.json"));
+    const auto j = nlohmann::json::parse(f);
+    EXPECT_TRUE(j["config"]["decode_only"].get<bool>());
+    ASSERT_EQ(j["records"].size(), 4u) << "2 lengths x (dense, keep=0.25)";
+    double dense_bytes = 0;
+    for (const auto& rec : j["records"]) {
+        EXPECT_TRUE(rec["decode_only"].get<bool>());
+        EXPECT_EQ(rec["prefill_ms"].get<double>(), 0);
+        EXPECT_GT(rec["decode_ms"].get<double>(), 0);
+        const double bytes = rec["decode_kv_bytes_per_step"].get<double>();
+        EXPECT_GT(rec["decode_copy_share"].get<double>(), 0);
+        if (rec["method"] == "dense") {
+            dense_bytes = bytes;
+            EXPECT_EQ(bytes, 2.0 * 2 * rec["length"].get<int>() * 32 * 2) << "f16 K and V of every row";
+            EXPECT_LT(rec["error"]["dense_nmse_decode"].get<double>(), 1e-9);
+        } else {
+            EXPECT_GT(bytes, 0);
+            EXPECT_LT(bytes, dense_bytes) << "TCA's step reads G + window only";
+        }
+    }
+    std::ifstream c(d("d.csv"));
+    std::string header;
+    ASSERT_TRUE(std::getline(c, header));
+    EXPECT_NE(header.find("decode_copy_share"), std::string::npos);
+}
+
 TEST_F(Cli, WindowLongerThanSequenceMeansDenseForAttend) {
     // A profile with w = 1024 on a 600-token input: nothing outside the window, dense attention.
     std::ifstream f(d("p.json"));

@@ -112,6 +112,15 @@ struct DecodeArgs {
     int probs_n = 0;
     float scale = 0.f;
     int splits = 0;
+    // The caller's bound on max_h n2[h] (-1: unknown, k2.tokens). Only plans the split-K
+    // partitions, so that a step's work follows the live rows (the TCA store's |G|), not the
+    // store's capacity; a row past it is still attended (the last split takes the rest).
+    int n2_max = -1;
+    // Rows the split-K partitions are planned over: n1 plus the bound on segment 2.
+    int64_t planned_rows() const {
+        if (!k2.data) return n1;
+        return int64_t(n1) + (n2_max >= 0 && n2_max < k2.tokens ? n2_max : k2.tokens);
+    }
 };
 
 // Importance: s[h][j] = mean over the group's query heads hq of softmax_j(scale * q[hq][q_row] . k[h][j])

@@ -109,6 +109,7 @@ void validate(const DecodeArgs& a) {
         require(a.k2.heads == a.k1.heads && a.k2.dim == a.k1.dim && a.k2.dtype == a.k1.dtype,
                 TCA_ERROR_SHAPE_MISMATCH, "segment 2 does not match segment 1");
         check_view(a.n2, words(a.k1.heads, 1, "n2"), "n2");
+        require(a.n2_max >= -1, TCA_ERROR_INVALID_ARGUMENT, "n2_max must be -1 (unknown) or >= 0");
     } else {
         require(a.n1 >= 1, TCA_ERROR_SHAPE_MISMATCH, "decode needs at least one key");
     }

@@ -126,6 +126,9 @@ public:
         DecodeArgs a;
         a.q = q, a.o = o, a.k1 = wk, a.v1 = wv, a.n1 = n1;
         a.k2 = g_k_, a.v2 = g_v_, a.n2 = n2_[n2_cur_];
+        // G's lengths are on the device; the host's account bounds them, so the split-K partitions
+        // follow |G| rather than the store's capacity.
+        a.n2_max = acc_.global.empty() ? 0 : *std::max_element(acc_.global.begin(), acc_.global.end());
         if (compress) a.probs = probs_, a.probs_n = b;
         dev_.decode(a);
         // What this query saw (the G prefix and the tail), for the trace (only with step tracing on);

@@ -194,6 +194,7 @@ void build_source(Device& dev, const std::string& source, const std::string& opt
     as_opencl(dev).build_for_test(source, options);
 }
 void release_scratch(Device& dev) { as_opencl(dev).release_scratch(); }
+DecodeTuning set_decode_tuning(Device& dev, const DecodeTuning& t) { return as_opencl(dev).set_decode_tuning(t); }
 
 }  // namespace opencl_testing
 

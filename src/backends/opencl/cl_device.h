@@ -117,6 +117,10 @@ public:
     void prefill(const PrefillArgs& a) override;
     // Enough split-K partitions to fill the device, so the choice depends on the number of heads.
     int decode_splits(const DecodeArgs& a) const override;
+    // Build constants of the decode layout for `a` at work-group size `wg` (ops_decode.cpp).
+    std::string decode_options(const DecodeArgs& a, int wg) const;
+    // Test hook: another decode row (e.g. the GPU row on a CPU driver); returns the row it replaced.
+    DecodeTuning set_decode_tuning(const DecodeTuning& t);
     void decode(const DecodeArgs& a) override;
     void score(const ScoreArgs& a) override;
     void metric(const MetricArgs& a) override;
@@ -138,7 +142,7 @@ public:
 
 private:
     enum ScratchSlot {
-        kDecodeMl, kDecodeO, kDecodeMerged, kScoreParts, kScoreMerged, kSelectKeep, kSelectOffsets, kColsumStats,
+        kDecodePart, kScoreParts, kScoreMerged, kSelectKeep, kSelectOffsets, kColsumStats,
         kScratchSlots
     };
 

@@ -19,16 +19,15 @@ struct TuningRow {
     Tuning t;
 };
 
-// Field order: prefill_bq, prefill_bk, decode_wg, decode_min_keys, wgs_per_cu, score_wg, score_chunk,
-// reduce_wg, rank_wg (see Tuning).
-constexpr Tuning kGpuLargeLocal = {64, 32, 64, 256, 4, 128, 2048, 128, 128};
-constexpr Tuning kGpu = {32, 16, 64, 256, 4, 128, 2048, 128, 128};
-constexpr Tuning kDefault = {32, 16, 64, 256, 2, 64, 2048, 64, 64};
+// Field order: prefill_bq, prefill_bk, score_wg, score_chunk, reduce_wg, rank_wg, decode (see Tuning).
+constexpr Tuning kGpuLargeLocal = {64, 32, 128, 2048, 128, 128, kDecodeGpuRow};
+constexpr Tuning kGpu = {32, 16, 128, 2048, 128, 128, kDecodeGpuRow};
+constexpr Tuning kDefault = {32, 16, 64, 2048, 64, 64, DecodeTuning{}};
 
 const TuningRow kTuning[] = {
     // CPU drivers (PoCL): local memory is ordinary cached memory, so bigger tiles amortise the
     // per-tile barriers; few compute units, so few decode splits.
-    {DeviceClass::cpu_driver, 0, {128, 64, 64, 512, 2, 64, 4096, 64, 64}},
+    {DeviceClass::cpu_driver, 0, {128, 64, 64, 4096, 64, 64, kDecodeCpuRow}},
     // NVIDIA reports 48 KiB of local memory: the smaller tiles.
     {DeviceClass::nvidia, 64 * 1024, kGpuLargeLocal},
     {DeviceClass::nvidia, 0, kGpu},
@@ -55,9 +54,11 @@ Tuning choose_tuning(const DeviceInfo& info, cl_ulong local_mem, size_t max_wg, 
     apply_tuning_overrides(overrides, "opencl",
                            {{"prefill_bq", &t.prefill_bq, 1, 1024, true},
                             {"prefill_bk", &t.prefill_bk, 4, 256, true},
-                            {"decode_wg", &t.decode_wg, 1, 1024, true},
-                            {"decode_min_keys", &t.decode_min_keys, 1, 1 << 20, false},
-                            {"wgs_per_cu", &t.wgs_per_cu, 1, 64, false},
+                            {"decode_wg", &t.decode.wg, 1, 1024, true},
+                            {"decode_tpr", &t.decode.tpr, 0, 1024, false},
+                            {"decode_tile", &t.decode.tile, 1, 4096, true},
+                            {"decode_min_keys", &t.decode.min_keys, 1, 1 << 20, false},
+                            {"wgs_per_cu", &t.decode.wgs_per_cu, 1, 64, false},
                             {"score_wg", &t.score_wg, 1, 1024, true},
                             {"score_chunk", &t.score_chunk, 1, 1 << 16, false},
                             {"reduce_wg", &t.reduce_wg, 1, 1024, true},
@@ -65,7 +66,7 @@ Tuning choose_tuning(const DeviceInfo& info, cl_ulong local_mem, size_t max_wg, 
     require(t.score_chunk % t.score_wg == 0, TCA_ERROR_INVALID_ARGUMENT,
             "TCA_TUNING: opencl score_chunk (" + std::to_string(t.score_chunk) + ") must be a multiple of score_wg (" +
                 std::to_string(t.score_wg) + ")");
-    for (int* wg : {&t.prefill_bq, &t.decode_wg, &t.score_wg, &t.reduce_wg, &t.rank_wg})
+    for (int* wg : {&t.prefill_bq, &t.decode.wg, &t.score_wg, &t.reduce_wg, &t.rank_wg})
         while (size_t(*wg) > max_wg && *wg > 1) *wg /= 2;  // sizes are powers of two
     return t;
 }

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <string>
 
+#include "device/decode_tuning.h"
 #include "device/device.h"
 
 namespace tca::detail::opencl {
@@ -14,13 +15,11 @@ namespace tca::detail::opencl {
 struct Tuning {
     int prefill_bq;       // query rows per work-group, one per work-item (also colsum's keys per group)
     int prefill_bk;       // keys per local-memory tile; lowered further when local memory is short
-    int decode_wg;        // work-items per decode split (= keys per chunk)
-    int decode_min_keys;  // a decode split gets at least this many keys
-    int wgs_per_cu;       // decode splits aim at this many work-groups per compute unit
     int score_wg;         // work-items per importance-score chunk
     int score_chunk;      // keys per importance-score chunk (multiple of score_wg)
     int reduce_wg;        // metric and select work-groups (power of two)
     int rank_wg;          // block-ranking work-groups
+    DecodeTuning decode;  // decode layout and split-K (device/decode_tuning.h)
 };
 
 // The row for `info`'s device class with `local_mem` bytes of local memory, then the TCA_TUNING

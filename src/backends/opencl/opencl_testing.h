@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "device/decode_tuning.h"
 #include "device/device.h"
 
 namespace tca::detail::opencl_testing {
@@ -22,5 +23,8 @@ void build_source(Device& dev, const std::string& source, const std::string& opt
 // Frees the device's internal scratch buffers, so that later ops allocate them again as on a fresh
 // device (built programs stay). Fault-injection tests reuse one device.
 void release_scratch(Device& dev);
+// Replaces the device's decode tuning row (device/decode_tuning.h), e.g. the GPU row on a CPU driver;
+// returns the row it replaced.
+DecodeTuning set_decode_tuning(Device& dev, const DecodeTuning& t);
 
 }  // namespace tca::detail::opencl_testing

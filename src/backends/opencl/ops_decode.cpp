@@ -1,47 +1,93 @@
-// OpenCL backend, op family decode: split-K decode attention (cl/decode.cl).
+// OpenCL backend, op family decode: split-K decode attention (cl/decode.cl; parameters, bindings and
+// layout in src/iface/iface_decode.h, tuning rows in src/device/decode_tuning.h).
 #include <algorithm>
 
 #include "backends/opencl/cl_device.h"
 #include "core/checked.h"
+#include "iface/iface_decode.h"
 
 namespace tca::detail::opencl {
 
 // Enough split-K partitions to fill the device, so the choice depends on the number of heads.
+// Planned over the live rows (DecodeArgs::planned_rows), not segment 2's capacity.
 int OpenCLDevice::decode_splits(const DecodeArgs& a) const {
-    const int n_max = std::max(1, a.n1 + (a.k2.data ? a.k2.tokens : 0));
-    const int by_work = ceil_div(n_max, tuning_.decode_min_keys);
-    const int by_occupancy = std::max(1, int(compute_units_) * tuning_.wgs_per_cu / std::max(1, a.k1.heads));
-    return std::min(by_work, by_occupancy);
+    const DecodeTuning& t = tuning_.decode;
+    const int64_t n_max = std::max<int64_t>(1, a.planned_rows());
+    const int64_t by_work = (n_max + t.min_keys - 1) / std::max(1, t.min_keys);
+    const int by_occupancy = std::max(1, int(compute_units_) * t.wgs_per_cu / std::max(1, a.k1.heads));
+    return int(std::max<int64_t>(1, std::min<int64_t>(by_work, by_occupancy)));
+}
+
+// Lanes per row, and the largest tile (<= the tuning's) whose local memory fits the device.
+std::string OpenCLDevice::decode_options(const DecodeArgs& a, int wg) const {
+    const DecodeTuning& t = tuning_.decode;
+    const int d4 = a.q.dim / 4, group = a.q.heads / a.k1.heads;
+    int tpr = t.tpr > 0 ? std::min(t.tpr, d4) : d4;
+    while (tpr > 1 && (d4 % tpr != 0 || wg % tpr != 0)) tpr /= 2;  // a power of two dividing both
+    const int rp = wg / tpr;
+    int tile = std::max(t.tile, rp);
+    auto bytes = [&](int tl) {
+        return size_t(group) * (2 * d4 * 16 + tl * 4 + (tpr > 1 ? size_t(tl) * tpr * 4 : 0) + 8);
+    };
+    while (tile > rp && bytes(tile) + 1024 > local_mem_) tile /= 2;
+    tile = std::max(rp, tile / rp * rp);
+    return kv_options(a.k1) + define("DEC_WG", wg) + define("DEC_GROUP", group) + define("DEC_TPR", tpr) +
+           define("DEC_TILE", tile);
+}
+
+DecodeTuning OpenCLDevice::set_decode_tuning(const DecodeTuning& t) {
+    const DecodeTuning old = tuning_.decode;
+    tuning_.decode = t;
+    while (size_t(tuning_.decode.wg) > max_wg_ && tuning_.decode.wg > 1) tuning_.decode.wg /= 2;
+    return old;
 }
 
 void OpenCLDevice::decode(const DecodeArgs& a) {
     validate(a);
     OpScope op(*this, Op::decode);
-    const int hq = a.q.heads, hkv = a.k1.heads, group = hq / hkv, d = a.q.dim;
+    const int hq = a.q.heads, hkv = a.k1.heads, d = a.q.dim;
     const bool seg2 = static_cast<bool>(a.k2.data);
-    // Segment-2 counts live on the device; its capacity bounds them.
-    const int n_max = std::max(1, checked_narrow<int>(uint64_t(a.n1) + (seg2 ? a.k2.tokens : 0), "decode keys"));
+    // Segment-2 counts live on the device: splits follow the caller's bound on them.
+    const int n_max = std::max(1, checked_narrow<int>(a.planned_rows(), "decode keys"));
     int splits = a.splits > 0 ? a.splits : decode_splits(a);
     splits = std::clamp(splits, 1, n_max);
     const int split_len = ceil_div(n_max, splits);
     splits = ceil_div(n_max, split_len);
 
-    const cl_mem part_ml = scratch(kDecodeMl, checked_product({hq, splits, 2, 4}, "decode partials"));
-    const cl_mem part_o = scratch(kDecodeO, checked_product({hq, splits, d, 4}, "decode partial outputs"));
-    const cl_mem ml = scratch(kDecodeMerged, size_t(hq) * 2 * 4);
-    const auto [split_kernel, wg] = fitted("decode.cl", "decode_split", tuning_.decode_wg,
-                                           [&](int w) { return kv_options(a.k1) + define("DEC_WG", w); });
-    const std::string opts = kv_options(a.k1) + define("DEC_WG", wg);
-    const float scale = default_scale(a.scale, d);
-    const TensorArg none{nullptr, 0, 0, 0};
-    launch(split_kernel, Range(size_t(splits) * wg, hkv), Range(wg, 1), tensor(a.q), tensor(a.k1), tensor(a.v1), a.n1,
-           seg2 ? tensor(a.k2) : none, seg2 ? tensor(a.v2) : none, seg2 ? a.k2.tokens : 0, view(a.n2),
-           cl_int(seg2), group, scale, split_len, part_ml, part_o);
-    launch(kernel("decode.cl", opts, "decode_merge"), Range(d / 4, hq), kAnyLocal, part_ml, part_o, splits,
-           tensor(a.o), ml);
+    DecodeParams p{};
+    auto u32 = [](int64_t v, const char* what) { return checked_narrow<uint32_t>(v, what); };
+    auto off = [&](const Tensor& t) { return u32(int64_t(t.data.offset / dtype_size(t.dtype)), "decode tensor offset"); };
+    p.q_off = off(a.q), p.q_hs = u32(a.q.head_stride, "q head stride");
+    p.o_off = off(a.o), p.o_hs = u32(a.o.head_stride, "o head stride");
+    p.k1_off = off(a.k1), p.k1_hs = u32(a.k1.head_stride, "k1 head stride"), p.k1_ts = u32(a.k1.token_stride, "k1 token stride");
+    p.v1_off = off(a.v1), p.v1_hs = u32(a.v1.head_stride, "v1 head stride"), p.v1_ts = u32(a.v1.token_stride, "v1 token stride");
+    if (seg2) {
+        p.k2_off = off(a.k2), p.k2_hs = u32(a.k2.head_stride, "k2 head stride"), p.k2_ts = u32(a.k2.token_stride, "k2 token stride");
+        p.v2_off = off(a.v2), p.v2_hs = u32(a.v2.head_stride, "v2 head stride"), p.v2_ts = u32(a.v2.token_stride, "v2 token stride");
+        p.n2_off = u32(int64_t(a.n2.offset / 4), "n2 offset"), p.k2_rows = u32(a.k2.tokens, "k2 rows");
+    }
+    p.n1 = u32(a.n1, "n1"), p.has2 = seg2 ? 1 : 0;
+    p.split_len = u32(split_len, "decode split length"), p.nsplit = u32(splits, "decode splits");
+    // One scratch buffer: per split (m, l), then per split the unnormalised outputs, then the merged (m, l).
+    const size_t ml_floats = checked_product({hq, splits, 2}, "decode partials");
+    const size_t o_floats = checked_product({hq, splits, d}, "decode partial outputs");
+    p.part_o = u32(int64_t(ml_floats), "decode partials");
+    p.part_merged = u32(int64_t(checked_add(ml_floats, o_floats, "decode partials")), "decode partials");
+    if (a.probs) p.probs_off = u32(int64_t(a.probs.offset / 4), "probs offset"), p.probs_n = u32(a.probs_n, "probs_n");
+    p.scale = default_scale(a.scale, d);
+    const cl_mem part = scratch(kDecodePart, checked_mul(size_t(p.part_merged) + size_t(hq) * 2, 4, "decode partials"));
+
+    const auto [split_kernel, wg] = fitted("decode.cl", "decode_split", tuning_.decode.wg,
+                                           [&](int w) { return decode_options(a, w); });
+    const std::string opts = decode_options(a, wg);
+    // Absent segment 2 / n2: segment 1's buffers stand in (never read: has2 = 0).
+    const BufView k2 = seg2 ? a.k2.data : a.k1.data, v2 = seg2 ? a.v2.data : a.v1.data;
+    launch(split_kernel, Range(size_t(splits) * wg, hkv), Range(wg, 1), mem(a.q.data), mem(a.k1.data), mem(a.v1.data),
+           mem(k2), mem(v2), seg2 ? mem(a.n2) : mem(a.k1.data), part, params(p));
+    launch(kernel("decode.cl", opts, "decode_merge"), Range(d / 4, hq), kAnyLocal, part, mem(a.o.data), params(p));
     if (a.probs)
-        launch(kernel("decode.cl", opts, "decode_probs"), Range(a.probs_n, hkv), kAnyLocal, tensor(a.q),
-               tensor(a.k1), group, scale, ml, view(a.probs), a.probs_n);
+        launch(kernel("decode.cl", opts, "decode_probs"), Range(size_t(ceil_div(a.probs_n, wg)) * wg, hkv), Range(wg, 1),
+               mem(a.q.data), mem(a.k1.data), part, mem(a.probs), params(p));
 }
 
 }  // namespace tca::detail::opencl

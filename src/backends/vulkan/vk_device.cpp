@@ -257,6 +257,7 @@ uint64_t validation_message_count() { return vulkan::validation_count(); }
 std::vector<std::string> validation_messages(uint64_t from) { return vulkan::validation_texts(from); }
 void record_validation_message(const char* text) { vulkan::record_validation(text); }
 void release_scratch(Device& d) { as_vulkan(d).release_scratch(); }
+DecodeTuning set_decode_tuning(Device& d, const DecodeTuning& t) { return as_vulkan(d).set_decode_tuning(t); }
 size_t memory_blocks(Device& d) { return as_vulkan(d).memory_blocks().blocks(); }
 size_t dedicated_memory_blocks(Device& d) { return as_vulkan(d).memory_blocks().dedicated_blocks(); }
 uint64_t memory_block_size(Device& d) { return as_vulkan(d).memory_blocks().block_size(); }

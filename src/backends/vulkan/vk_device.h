@@ -17,6 +17,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backends/vulkan/vk_context.h"
@@ -97,6 +98,7 @@ public:
     void decode(const DecodeArgs& a) override;
     void score(const ScoreArgs& a) override;
     void metric(const MetricArgs& a) override;
+    int decode_splits(const DecodeArgs& a) const override;
     void rank(const RankArgs& a) override;
     void select(const SelectArgs& a) override;
     void gather(const GatherArgs& a) override;
@@ -116,6 +118,8 @@ public:
     void unsynchronised_writes();
     void leak_buffer();
     void release_scratch();
+    // Another decode row (e.g. the GPU row on a CPU driver); returns the row it replaced.
+    DecodeTuning set_decode_tuning(const DecodeTuning& t) { return std::exchange(tuning_.decode, t); }
     const SubAllocator& memory_blocks() const { return pools_->blocks; }
 
 private:
@@ -181,6 +185,7 @@ private:
         return std::string(family) + (kv == DType::f16 && use_fp16_storage_ ? "_f16.comp" : ".comp");
     }
     uint32_t sg() const { return use_subgroups_ ? 1u : 0u; }
+    std::vector<uint32_t> decode_spec(const DecodeArgs& a, uint32_t mode) const;  // ops_decode.cpp
 
     // ---- pipeline cache (vk_pipeline_cache.cpp) ----
     void create_pipeline_cache();

@@ -11,10 +11,10 @@ namespace tca::detail::vulkan {
 
 namespace {
 
-// Field order: attn_tpr, attn_br, gemm_bm, gemm_bn, gemm_bk, gemm_tm, gemm_tn, gemm_stage.
+// Field order: attn_tpr, attn_br, gemm_bm, gemm_bn, gemm_bk, gemm_tm, gemm_tn, gemm_stage, decode.
 // GPUs: 4 threads per query row keep per-thread state (q slice, o slice) small; GEMM in 64x64
 // tiles of 4x4 blocks (256 invocations) staged through shared memory.
-constexpr Tuning kGpu = {4, 32, 64, 64, 16, 4, 4, 1};
+constexpr Tuning kGpu = {4, 32, 64, 64, 16, 4, 4, 1, kDecodeGpuRow};
 
 struct TuningRow {
     DeviceClass cls;
@@ -25,7 +25,7 @@ const TuningRow kTuning[] = {
     // CPU drivers (lavapipe) run a workgroup's invocations as SIMD lanes in a loop: one thread per
     // query row, so all lanes of an invocation group read the same K/V address; GEMM with fewer,
     // fatter invocations (8x8 blocks) keeping more in registers, and no shared-memory staging.
-    {DeviceClass::cpu_driver, {1, 32, 64, 64, 16, 8, 8, 0}},
+    {DeviceClass::cpu_driver, {1, 32, 64, 64, 16, 8, 8, 0, kDecodeCpuRow}},
     {DeviceClass::nvidia, kGpu},
     {DeviceClass::amd, kGpu},
     {DeviceClass::intel, kGpu},
@@ -47,7 +47,12 @@ Tuning choose_tuning(const DeviceInfo& info, const std::string& overrides) {
                             {"gemm_bk", &t.gemm_bk, 1, 256, false},
                             {"gemm_tm", &t.gemm_tm, 1, 16, false},
                             {"gemm_tn", &t.gemm_tn, 1, 16, false},
-                            {"gemm_stage", &t.gemm_stage, 0, 1, false}});
+                            {"gemm_stage", &t.gemm_stage, 0, 1, false},
+                            {"decode_wg", &t.decode.wg, 8, 1024, true},
+                            {"decode_tpr", &t.decode.tpr, 0, 1024, false},
+                            {"decode_tile", &t.decode.tile, 1, 4096, true},
+                            {"decode_min_keys", &t.decode.min_keys, 1, 1 << 20, false},
+                            {"decode_wgs_per_cu", &t.decode.wgs_per_cu, 1, 64, false}});
     return t;
 }
 

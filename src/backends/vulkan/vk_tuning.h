@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "device/decode_tuning.h"
 #include "device/device.h"
 
 namespace tca::detail::vulkan {
@@ -16,6 +17,8 @@ struct Tuning {
     // GEMM probe (shaders/gemm.comp): output tile BM x BN, K step BK, each invocation a TM x TN
     // register block; stage = 1 stages A and B tiles through shared memory.
     int gemm_bm, gemm_bn, gemm_bk, gemm_tm, gemm_tn, gemm_stage;
+    // Decode family (shaders/decode.glsl): layout and split-K (device/decode_tuning.h).
+    DecodeTuning decode;
 };
 
 // The row for `info`'s device class, then the TCA_TUNING items for Vulkan (`overrides`). Throws

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "device/decode_tuning.h"
 #include "device/device.h"
 
 namespace tca::detail::vulkan_testing {
@@ -46,6 +47,9 @@ void record_validation_message(const char* text);
 // Frees the device's internal scratch buffers and the dummy binding, so that later ops allocate
 // them again as on a fresh device (compiled pipelines stay). Fault-injection tests reuse one device.
 void release_scratch(Device& dev);
+// Replaces the device's decode tuning row (device/decode_tuning.h), e.g. the GPU row on a CPU driver;
+// returns the row it replaced.
+DecodeTuning set_decode_tuning(Device& dev, const DecodeTuning& t);
 
 // The device memory blocks buffers are sub-allocated from (src/backends/vulkan/vk_suballoc.h): how
 // many are alive, how many of them hold one large buffer alone, and the size of an ordinary block.
