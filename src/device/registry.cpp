@@ -1,6 +1,7 @@
 #include "device/registry.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 
 #include "device/backends.h"
@@ -37,8 +38,22 @@ const BackendEntry kBackends[] = {
     {Api::reference, nullptr, nullptr, nullptr},  // keeps the array non-empty in a CPU-only build
 };
 
-// Lower is better: the default choice prefers real GPUs, then CPU drivers, then the reference.
+bool contains_nocase(const std::string& s, const std::string& word) {
+    std::string lower(s.size(), '\0');
+    std::transform(s.begin(), s.end(), lower.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    return lower.find(word) != std::string::npos;
+}
+
+// A simulator or debugger: correct but thousands of times slower than any real device. Oclgrind
+// claims every device type (GPU included, no unified memory), so by type it would be a discrete GPU.
+bool is_simulator(const DeviceInfo& d) {
+    return contains_nocase(d.vendor, "oclgrind") || contains_nocase(d.device, "oclgrind");
+}
+
+// Lower is better: the default choice prefers real GPUs, then CPU drivers, then the reference, and
+// a simulator last of all: it is used only when named.
 int preference(const DeviceInfo& d) {
+    if (is_simulator(d)) return 6;
     switch (d.type) {
         case TCA_DEVICE_DISCRETE_GPU: return 0;
         case TCA_DEVICE_INTEGRATED_GPU: return 1;
@@ -118,9 +133,13 @@ std::string default_device_name() {
                 std::string("TCA_DEVICE='") + env + "' names no device (available: " + listed_names() + ")");
         return env;
     }
-    const auto& all = list_devices();
+    return best_device_name(list_devices());
+}
+
+std::string best_device_name(const std::vector<DeviceInfo>& devices) {
+    if (devices.empty()) return "cpu";
     // stable: among equals, the listing order (opencl before vulkan, lower index first) wins
-    const auto best = std::min_element(all.begin(), all.end(), [](const DeviceInfo& a, const DeviceInfo& b) {
+    const auto best = std::min_element(devices.begin(), devices.end(), [](const DeviceInfo& a, const DeviceInfo& b) {
         return preference(a) < preference(b);
     });
     return best->name;

@@ -14,8 +14,11 @@ namespace tca::detail {
 const std::vector<DeviceInfo>& list_devices();
 
 // The name the default choice picks: $TCA_DEVICE if set, else the best-ranked device
-// (discrete GPU > integrated GPU > CPU driver > reference; OpenCL before Vulkan on a tie).
+// (discrete GPU > integrated GPU > CPU driver > reference > simulator; OpenCL before Vulkan on a tie).
 std::string default_device_name();
+// The best-ranked of `devices` by that order ("cpu" if empty). Simulators and debuggers such as
+// Oclgrind rank below every other device, the reference included: visible is not chosen.
+std::string best_device_name(const std::vector<DeviceInfo>& devices);
 
 // Opens a device by name ("" = default). Throws Error(TCA_ERROR_DEVICE_NOT_FOUND) for an unknown name.
 // The device splits tensors larger than its largest buffer across buffers (device/split_device.h).
