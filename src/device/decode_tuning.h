@@ -3,6 +3,9 @@
 // drivers (opencl_testing / vulkan_testing::set_decode_tuning) so GPU-only code is still checked.
 #pragma once
 
+#include <algorithm>
+#include <cstdint>
+
 namespace tca::detail {
 
 struct DecodeTuning {
@@ -21,5 +24,37 @@ struct DecodeTuning {
 constexpr DecodeTuning kDecodeCpuRow{64, 4, 128, 512, 2, true};
 // GPUs: 8 lanes per row (128 contiguous bytes of f32 per row and step), many splits to fill the SMs.
 constexpr DecodeTuning kDecodeGpuRow{128, 8, 64, 256, 4, true};
+
+// The split-K plan and lane count both GPU backends derive from a row (one piece of code, so the two
+// APIs cannot drift apart).
+
+// Split-K partitions for `rows` live rows: at least t.min_keys rows each, and no more work-groups than
+// fill `compute_units` (t.wgs_per_cu each) across `kv_heads` heads.
+inline int decode_splits_for(int64_t rows, const DecodeTuning& t, int compute_units, int kv_heads) {
+    const int64_t n_max = std::max<int64_t>(1, rows);
+    const int64_t by_work = (n_max + t.min_keys - 1) / std::max(1, t.min_keys);
+    const int by_occupancy = std::max(1, compute_units * t.wgs_per_cu / std::max(1, kv_heads));
+    return int(std::max<int64_t>(1, std::min<int64_t>(by_work, by_occupancy)));
+}
+
+// Rows per split for `rows` live rows and a requested split count (clamped to [1, rows]); the split
+// count actually launched is then ceil(rows / split length).
+struct DecodeSplitPlan {
+    int64_t split_len, splits;
+};
+inline DecodeSplitPlan decode_split_plan(int64_t rows, int64_t requested) {
+    const int64_t n_max = std::max<int64_t>(1, rows);
+    const int64_t hint = std::clamp<int64_t>(requested, 1, n_max);
+    const int64_t len = (n_max + hint - 1) / hint;
+    return {len, (n_max + len - 1) / len};
+}
+
+// Lanes per K/V row: the tuning's (0: a whole row, d4 float4 units), lowered to a power of two that
+// divides both d4 and the work-group size.
+inline int decode_lanes_per_row(const DecodeTuning& t, int d4, int wg) {
+    int tpr = t.tpr > 0 ? std::min(t.tpr, d4) : d4;
+    while (tpr > 1 && (d4 % tpr != 0 || wg % tpr != 0)) tpr /= 2;
+    return tpr;
+}
 
 }  // namespace tca::detail

@@ -11,19 +11,14 @@ namespace tca::detail::opencl {
 // Enough split-K partitions to fill the device, so the choice depends on the number of heads.
 // Planned over the live rows (DecodeArgs::planned_rows), not segment 2's capacity.
 int OpenCLDevice::decode_splits(const DecodeArgs& a) const {
-    const DecodeTuning& t = tuning_.decode;
-    const int64_t n_max = std::max<int64_t>(1, a.planned_rows());
-    const int64_t by_work = (n_max + t.min_keys - 1) / std::max(1, t.min_keys);
-    const int by_occupancy = std::max(1, int(compute_units_) * t.wgs_per_cu / std::max(1, a.k1.heads));
-    return int(std::max<int64_t>(1, std::min<int64_t>(by_work, by_occupancy)));
+    return decode_splits_for(a.planned_rows(), tuning_.decode, int(compute_units_), a.k1.heads);
 }
 
 // Lanes per row, and the largest tile (<= the tuning's) whose local memory fits the device.
 std::string OpenCLDevice::decode_options(const DecodeArgs& a, int wg) const {
     const DecodeTuning& t = tuning_.decode;
     const int d4 = a.q.dim / 4, group = a.q.heads / a.k1.heads;
-    int tpr = t.tpr > 0 ? std::min(t.tpr, d4) : d4;
-    while (tpr > 1 && (d4 % tpr != 0 || wg % tpr != 0)) tpr /= 2;  // a power of two dividing both
+    const int tpr = decode_lanes_per_row(t, d4, wg);
     const int rp = wg / tpr;
     int tile = std::max(t.tile, rp);
     auto bytes = [&](int tl) {
@@ -48,11 +43,9 @@ void OpenCLDevice::decode(const DecodeArgs& a) {
     const int hq = a.q.heads, hkv = a.k1.heads, d = a.q.dim;
     const bool seg2 = static_cast<bool>(a.k2.data);
     // Segment-2 counts live on the device: splits follow the caller's bound on them.
-    const int n_max = std::max(1, checked_narrow<int>(a.planned_rows(), "decode keys"));
-    int splits = a.splits > 0 ? a.splits : decode_splits(a);
-    splits = std::clamp(splits, 1, n_max);
-    const int split_len = ceil_div(n_max, splits);
-    splits = ceil_div(n_max, split_len);
+    (void)checked_narrow<int>(a.planned_rows(), "decode keys");  // the kernels index rows as int
+    const DecodeSplitPlan plan = decode_split_plan(a.planned_rows(), a.splits > 0 ? a.splits : decode_splits(a));
+    const int split_len = int(plan.split_len), splits = int(plan.splits);
 
     DecodeParams p{};
     auto u32 = [](int64_t v, const char* what) { return checked_narrow<uint32_t>(v, what); };

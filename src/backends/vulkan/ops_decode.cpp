@@ -18,8 +18,7 @@ std::vector<uint32_t> VulkanDevice::decode_spec(const DecodeArgs& a, uint32_t mo
     const DecodeTuning& t = tuning_.decode;
     const uint32_t wg = uint32_t(std::clamp(t.wg, 8, int(pi_.props.limits.maxComputeWorkGroupSize[0])));
     const uint32_t d4 = uint32_t(a.q.dim) / 4, group = uint32_t(a.q.heads / a.k1.heads);
-    uint32_t tpr = t.tpr > 0 ? std::min<uint32_t>(uint32_t(t.tpr), d4) : d4;
-    while (tpr > 1 && (d4 % tpr != 0 || wg % tpr != 0)) tpr /= 2;  // a power of two dividing both
+    const uint32_t tpr = uint32_t(decode_lanes_per_row(t, int(d4), int(wg)));
     uint32_t sgw = 1;
     if (t.subgroups && use_subgroups_) sgw = std::min<uint32_t>(tpr, pi_.subgroup.subgroupSize);
     while (sgw > 1 && tpr % sgw != 0) sgw /= 2;
@@ -43,14 +42,10 @@ std::vector<uint32_t> VulkanDevice::decode_spec(const DecodeArgs& a, uint32_t mo
 // Enough split-K partitions to fill the device, planned over the live rows (planned_rows), so the
 // choice depends on the number of heads.
 int VulkanDevice::decode_splits(const DecodeArgs& a) const {
-    const DecodeTuning& t = tuning_.decode;
-    const int64_t n_max = std::max<int64_t>(1, a.planned_rows());
-    const int64_t by_work = (n_max + t.min_keys - 1) / std::max(1, t.min_keys);
     // Vulkan reports no compute-unit count: a CPU driver runs one workgroup per host thread; for a
     // GPU, 128 stands for a large GPU's multiprocessors (splits past the work are not made anyway).
     const int cus = info_.type == TCA_DEVICE_CPU_DRIVER ? std::max(1, int(std::thread::hardware_concurrency())) : 128;
-    const int by_occupancy = std::max(1, cus * t.wgs_per_cu / std::max(1, a.k1.heads));
-    return int(std::max<int64_t>(1, std::min<int64_t>(by_work, by_occupancy)));
+    return decode_splits_for(a.planned_rows(), tuning_.decode, cus, a.k1.heads);
 }
 
 void VulkanDevice::decode(const DecodeArgs& a) {
@@ -72,10 +67,8 @@ void VulkanDevice::decode(const DecodeArgs& a) {
     pc.n1 = u32(a.n1, "n1"), pc.has2 = has2 ? 1 : 0;
     pc.scale = default_scale(a.scale, a.q.dim);
     // Split-K over the virtual key sequence (segment 1 then segment 2), planned over the live rows.
-    const int64_t n_max = std::max<int64_t>(1, a.planned_rows());
-    const int64_t hint = std::clamp<int64_t>(a.splits > 0 ? a.splits : decode_splits(a), 1, n_max);
-    const int64_t split_len = (n_max + hint - 1) / hint;
-    const int64_t splits = (n_max + split_len - 1) / split_len;
+    const DecodeSplitPlan plan = decode_split_plan(a.planned_rows(), a.splits > 0 ? a.splits : decode_splits(a));
+    const int64_t split_len = plan.split_len, splits = plan.splits;
     pc.split_len = u32(split_len, "decode split length"), pc.nsplit = u32(splits, "decode splits");
     if (a.probs) pc.probs_off = int_off(a.probs), pc.probs_n = u32(a.probs_n, "probs_n");
     // One scratch buffer: per split (m, l), then per split the unnormalised outputs, then the merged (m, l).
