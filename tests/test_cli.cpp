@@ -13,6 +13,7 @@
 
 #include <cstdlib>
 #include <iterator>
+#include <tuple>
 
 #include "cli_run.h"
 #include "harness.h"
@@ -90,6 +91,57 @@ TEST_F(Cli, DecodeStepsAndDense) {
     ASSERT_EQ(r.code, 0) << r.output;
     const auto s = io::read_npy(d("sdense.npy"));
     for (auto x : s.data) EXPECT_EQ(x, 2) << "dense keeps every token uncompressed";
+}
+
+// --chunk: the prompt in chunks through a chunked cache, with and without decode steps, TCA and
+// dense; the same selection file and outputs on every device; the marks follow the final cache.
+TEST_F(Cli, AttendChunked) {
+    const std::string qkv = " --q " + d("w/q.npy") + " --k " + d("w/k.npy") + " --v " + d("w/v.npy");
+    auto as_floats = [](const io::NpyArray& a) {
+        std::vector<float> f(a.data.size() / 4);
+        std::memcpy(f.data(), a.data.data(), a.data.size());
+        return f;
+    };
+    for (const std::string steps : {"0", "50"}) {
+        auto run = [&](const std::string& dev) {
+            const std::string tag = d("ch_" + test::safe_name(dev) + "_" + steps);
+            const auto r = tca("attend" + qkv + " --profile " + d("p.json") + " --device " + dev + " --chunk 100 --decode-steps " +
+                               steps + " --out " + tag + "_o.npy --selection " + tag + "_s.npy --stats " + tag + ".json");
+            EXPECT_EQ(r.code, 0) << r.output;
+            std::ifstream f(tag + ".json");
+            return std::make_tuple(io::read_npy(tag + "_o.npy"), io::read_npy(tag + "_s.npy"), nlohmann::json::parse(f));
+        };
+        const auto [o_ref, s_ref, st] = run("cpu");
+        EXPECT_EQ(st["chunk"].get<int>(), 100);
+        EXPECT_EQ(st["totals"]["bound_violations"].get<int>(), 0) << "steps " << steps;
+        for (int h = 0; h < 2; ++h) {
+            const auto& kv = st["kv_heads"][h];
+            const int tail = kv["pending_tokens"].get<int>() + kv["ring_tokens"].get<int>();
+            const uint8_t* row = s_ref.data.data() + size_t(h) * 600;
+            EXPECT_EQ(std::count(row, row + 600, 1), kv["global_tokens"].get<int>()) << "1 = in G";
+            EXPECT_EQ(std::count(row, row + 600, 2), tail) << "2 = uncompressed";
+            EXPECT_TRUE(std::all_of(row + 600 - tail, row + 600, [](uint8_t x) { return x == 2; })) << "the newest";
+            // No more than b - 1 tokens wait in the partial block after the ring (b = 16, w = 64).
+            EXPECT_LE(tail, 64 + 15);
+        }
+        for (const auto& dev : test::devices_under_test()) {
+            const auto [o, s, st_dev] = run(dev);
+            EXPECT_TRUE(s_ref.data == s.data) << dev << " steps " << steps << ": selection differs";
+            EXPECT_LE(test::nmse(as_floats(o_ref), as_floats(o)), 1e-9) << dev << " steps " << steps;
+        }
+    }
+    // Dense in chunks: the one-call dense outputs, every token uncompressed.
+    auto r = tca("attend" + qkv + " --dense --device cpu --chunk 64 --decode-steps 10 --out " + d("chd_o.npy") +
+                 " --selection " + d("chd_s.npy"));
+    ASSERT_EQ(r.code, 0) << r.output;
+    r = tca("attend" + qkv + " --dense --device cpu --decode-steps 10 --out " + d("chd1_o.npy"));
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_LE(test::nmse(as_floats(io::read_npy(d("chd1_o.npy"))), as_floats(io::read_npy(d("chd_o.npy")))), 1e-12);
+    for (auto x : io::read_npy(d("chd_s.npy")).data) EXPECT_EQ(x, 2);
+    r = tca("attend" + qkv + " --dense --device cpu --chunk 0 --out " + d("chd0.npy"));
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.output.find("--chunk"), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(d("chd0.npy")));
 }
 
 TEST_F(Cli, BadInputFailsCleanly) {
