@@ -404,6 +404,40 @@ TEST_F(Cli, BenchDecodeOnly) {
     EXPECT_NE(header.find("decode_copy_share"), std::string::npos);
 }
 
+// tca bench --chunk: per length one dense and one TCA record of the prompt fed in chunks through
+// chunked caches; the peak K/V held, TCA below dense; the fields in the JSON and the CSV.
+TEST_F(Cli, BenchChunk) {
+    const auto r = tca("bench --device cpu --lengths 300,400 --heads 2 --kv-heads 1 --dim 32 --window 64 --block 16 "
+                       "--keep 0.25 --runs 1 --warmup 0 --no-calibrate --chunk 96 --json " + d("ch.json") + " --csv " + d("ch.csv"));
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("peak KV"), std::string::npos) << r.output;
+    std::ifstream f(d("ch.json"));
+    const auto j = nlohmann::json::parse(f);
+    EXPECT_EQ(j["config"]["chunk"].get<int>(), 96);
+    EXPECT_NE(j["command"].get<std::string>().find("--chunk 96"), std::string::npos);
+    ASSERT_EQ(j["records"].size(), 4u) << "2 lengths x (dense, keep=0.25)";
+    for (const auto& rec : j["records"]) {
+        EXPECT_EQ(rec["chunk"].get<int>(), 96);
+        EXPECT_GT(rec["prefill_ms"].get<double>(), 0);
+        const double peak = rec["peak_kv_bytes"].get<double>(), dense = rec["peak_kv_dense_bytes"].get<double>();
+        EXPECT_EQ(dense, 2.0 * 32 * 2 * rec["length"].get<int>()) << "f16 K and V of every prompt token";
+        if (rec["method"] == "dense") {
+            EXPECT_EQ(peak, dense);
+        } else {
+            // |G| + (b - 1) + w + chunk tokens at most, G at most a quarter-ish of the compressed blocks.
+            EXPECT_LE(peak, 2.0 * 32 * 2 * (0.5 * rec["length"].get<int>() + 15 + 64 + 96)) << rec.dump();
+            EXPECT_LT(peak, dense);
+            EXPECT_GT(rec["prefill_speedup"].get<double>(), 0);
+        }
+    }
+    std::ifstream c(d("ch.csv"));
+    std::string header;
+    ASSERT_TRUE(std::getline(c, header));
+    EXPECT_NE(header.find("peak_kv_bytes"), std::string::npos);
+    const auto bad = tca("bench --device cpu --chunk 64 --decode-only --lengths 300");
+    EXPECT_NE(bad.code, 0) << "--chunk and --decode-only exclude each other";
+}
+
 TEST_F(Cli, WindowLongerThanSequenceMeansDenseForAttend) {
     // A profile with w = 1024 on a 600-token input: nothing outside the window, dense attention.
     std::ifstream f(d("p.json"));
