@@ -161,6 +161,10 @@ public:
 
     void run(const std::vector<std::pair<std::string, tca_profile*>>& profiles) {
         if (cfg_.decode_only) return run_decode_only(profiles);
+        if (cfg_.chunk > 0) {
+            progress_.step(fmt::format("{} L={} chunks of {}", dr_.facts.name, L_, cfg_.chunk));
+            return run_chunked(cfg_, ctx_, dr_.facts, L_, make_inputs(cfg_, L_, cfg_.seed + 1000), profiles, out_);
+        }
         data_ = make_inputs(cfg_, L_, cfg_.seed + 1000);
         const int hq = cfg_.heads, hkv = cfg_.kv_heads, d = cfg_.dim;
         tq_ = upload(ctx_, TCA_F32, hq, L_, d, data_.q.data.data());

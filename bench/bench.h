@@ -37,6 +37,9 @@ struct Config {
     // Decode only: per length the dense K/V and each TCA cache are built once (untimed), then
     // decode_steps x runs decode steps are timed; no dense or TCA prefill timing.
     bool decode_only = false;
+    // --chunk C (> 0): per length the prompt goes in chunks of C through chunked caches, dense and
+    // each TCA profile (bench_chunked.cpp); only the prompt is timed.
+    int chunk = 0;
     std::string command;  // the command line, recorded in the JSON
 };
 
@@ -84,7 +87,12 @@ struct Record {
     bool decode_only = false;              // prefill not timed (prefill_ms etc. are 0)
     double decode_kv_bytes_per_step = 0;   // K/V bytes a decode step reads (dense: all; TCA: G + window)
     double decode_copy_share = 0;          // decode K/V GB/s / the copy probe's GB/s
+    int chunk = 0;                         // --chunk: the chunk length (0: a one-call prompt)
+    double peak_kv_bytes = 0;              // --chunk: the most K/V bytes held while a chunk was attended
+    double peak_kv_dense_bytes = 0;        // --chunk: the same for a dense cache (the whole prompt)
 };
+
+struct Workload;  // bench_api.h
 
 struct Skipped {
     std::string device;
@@ -115,6 +123,10 @@ struct Results {
 };
 
 Results run(const Config& cfg);
+
+// bench_chunked.cpp: one length of --chunk, dense then every profile, records appended to out.
+void run_chunked(const Config& cfg, tca_context* ctx, const DeviceFacts& facts, int L, const Workload& data,
+                 const std::vector<std::pair<std::string, tca_profile*>>& profiles, Results& out);
 
 // bench_report.cpp
 void print_table(const Results& r);

@@ -62,7 +62,10 @@ json record_json(const Record& r, const Results& res) {
               {"dense_nmse_decode", r.dense_nmse_decode}}},
             {"decode_only", r.decode_only},
             {"decode_kv_bytes_per_step", r.decode_kv_bytes_per_step},
-            {"decode_copy_share", r.decode_copy_share}};
+            {"decode_copy_share", r.decode_copy_share},
+            {"chunk", r.chunk},
+            {"peak_kv_bytes", r.peak_kv_bytes},
+            {"peak_kv_dense_bytes", r.peak_kv_dense_bytes}};
 }
 
 std::string pct(double x) { return fmt::format("{:.1f}", 100 * x); }
@@ -82,7 +85,8 @@ void write_json(const Results& res, const std::string& path) {
                    {"runs", c.runs},         {"warmup", c.warmup},     {"decode_steps", c.decode_steps},     {"keep", c.keep},
                    {"workload", c.workload}, {"window", c.window},     {"block", c.block},
                    {"tau", c.tau},           {"alpha", c.alpha},       {"seed", c.seed},
-                   {"quick", c.quick},       {"decode_only", c.decode_only}};
+                   {"quick", c.quick},       {"decode_only", c.decode_only},
+                   {"chunk", c.chunk}};
     j["calibration"] = res.calibration.done
                            ? json{{"workload", res.calibration.workload}, {"device", res.calibration.device},
                                   {"length", res.calibration.length}, {"mean_keep_ratio", res.calibration.mean_keep},
@@ -106,7 +110,7 @@ void write_csv(const Results& res, const std::string& path) {
          "kv_dtype,window,block,keep_fraction,attended_fraction,prefill_ms,decode_ms,score_ms,metric_ms,sort_ms,"
          "select_ms,attend_ms,other_ms,prefill_speedup,decode_speedup,kv_bytes,kv_reduction,prefill_gflops,"
          "decode_gbps,prefill_roofline_fraction,decode_roofline_fraction,mean_rel_l1,max_rel_l1,worst_bound_slack,"
-         "max_bound_use,dense_nmse_prefill,dense_nmse_decode,decode_only,decode_kv_bytes_per_step,decode_copy_share\n";
+         "max_bound_use,dense_nmse_prefill,dense_nmse_decode,decode_only,decode_kv_bytes_per_step,decode_copy_share,chunk,peak_kv_bytes,peak_kv_dense_bytes\n";
     auto q = [](const std::string& s) {  // RFC 4180 quoting
         std::string out = "\"";
         for (char ch : s) out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
@@ -117,13 +121,14 @@ void write_csv(const Results& res, const std::string& path) {
                          q(r.dev.device), q(r.dev.driver), q(res.version), q(res.revision), r.method, q(r.profile),
                          r.length, r.heads, r.kv_heads, r.dim, r.kv_dtype, r.window, r.block);
         o << fmt::format("{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},"
-                         "{:g},{:g},{:g},{:g},{:g},{},{:g},{:g}\n",
+                         "{:g},{:g},{:g},{:g},{:g},{},{:g},{:g},{},{:g},{:g}\n",
                          r.keep_fraction, r.attended_fraction, r.prefill_ms, r.decode_ms, r.stages.score,
                          r.stages.metric, r.stages.sort, r.stages.select, r.stages.attend, r.stages.other,
                          r.prefill_speedup, r.decode_speedup, r.kv_bytes, r.kv_reduction, r.prefill_gflops,
                          r.decode_gbps, r.prefill_roofline, r.decode_roofline, r.mean_rel_l1, r.max_rel_l1,
                          r.worst_bound_slack, r.max_bound_use, r.dense_nmse_prefill, r.dense_nmse_decode,
-                         r.decode_only ? 1 : 0, r.decode_kv_bytes_per_step, r.decode_copy_share);
+                         r.decode_only ? 1 : 0, r.decode_kv_bytes_per_step, r.decode_copy_share, r.chunk,
+                         r.peak_kv_bytes, r.peak_kv_dense_bytes);
     }
     const std::string text = o.str();
     io::write_file_atomic(path, text.data(), text.size());
@@ -148,6 +153,25 @@ void print_decode_table(const Results& res) {
         "ring); GB/s: those bytes over the step's time; copy%: that rate as a share of the copy probe's GB/s.\n");
 }
 
+// --chunk: the prompt's device time in chunks, dense vs TCA, and the peak K/V held.
+void print_chunk_table(const Results& res) {
+    fmt::print("\n{:<9} {:<15} {:>6} {:>6} {:>6} {:>11} {:>7} {:>13} {:>12} {:>7}\n", "device", "profile", "length", "chunk",
+               "keep", "prompt ms", "speedup", "peak KV MiB", "dense MiB", "peak%");
+    for (const auto& r : res.records) {
+        const bool tca = r.method == "tca";
+        fmt::print("{:<9} {:<15} {:>6} {:>6} {:>6} {:>11.2f} {:>7} {:>13.2f} {:>12.2f} {:>7}\n", r.dev.name, r.profile,
+                   r.length, r.chunk, tca ? fmt::format("{:.3f}", r.keep_fraction) : "1", r.prefill_ms,
+                   tca ? fmt::format("{:.2f}x", r.prefill_speedup) : "", r.peak_kv_bytes / 1048576.0,
+                   r.peak_kv_dense_bytes / 1048576.0,
+                   r.peak_kv_dense_bytes > 0 ? pct(r.peak_kv_bytes / r.peak_kv_dense_bytes) : "");
+    }
+    for (const auto& s : res.skipped) fmt::print("skipped: {} L={} {}: {}\n", s.device, s.length, s.what, s.reason);
+    fmt::print(
+        "\nprompt ms: device time of all chunk calls of the median run (chunked caches, tca_cache_create_ex);\n"
+        "speedup: dense / TCA; peak KV: the most K/V bytes the cache held while a chunk was attended\n"
+        "(tca_cache_peak_size); dense MiB: the dense cache's (every prompt token); peak%: TCA / dense.\n");
+}
+
 }  // namespace
 
 void print_table(const Results& res) {
@@ -166,6 +190,7 @@ void print_table(const Results& res) {
                    res.calibration.device, res.calibration.workload, res.calibration.length, res.calibration.mean_keep,
                    res.calibration.min_keep, res.calibration.max_keep);
     if (res.config.decode_only) return print_decode_table(res);
+    if (res.config.chunk > 0) return print_chunk_table(res);
     fmt::print("\n{:<9} {:<15} {:>6} {:>6} {:>10} {:>7} {:>6} {:>9} {:>7} {:>6} {:>6} {:>6} {:>5} {:>7} {:>7} {:>8}\n",
                "device", "profile", "length", "keep", "prefill ms", "speedup", "roof%", "decode ms", "speedup", "roof%",
                "KV -%", "sel %", "att%", "L1 mean", "L1 max", "slack");

@@ -28,6 +28,7 @@ std::string command_line(const bench::Config& c, const std::string& dtype) {
     if (c.calib_length > 0) s += fmt::format(" --calib-length {}", c.calib_length);
     if (!c.calibrate) s += " --no-calibrate";
     if (c.decode_only) s += " --decode-only";
+    if (c.chunk > 0) s += fmt::format(" --chunk {}", c.chunk);
     return s;
 }
 
@@ -74,6 +75,11 @@ void register_bench(CLI::App& app) {
                   "Time decode only: per length build the dense K/V and each fixed-ratio TCA cache once (untimed), "
                   "then time --runs x --decode-steps decode steps (median); reports K/V bytes per step and the share "
                   "of the copy probe's bandwidth. No prefill timing, no calibration");
+    cmd->add_option("--chunk", cfg->chunk,
+                    "Chunked prompts: per length feed the prompt in chunks of C tokens through chunked caches, dense "
+                    "and TCA (tca_cache_create_ex); reports the prompt's device time and the peak K/V bytes held")
+        ->check(positive_int())
+        ->excludes("--decode-only");
     cmd->add_flag("--quick", cfg->quick,
                   "Small sweep for CI and demos, under a minute on a CPU driver: lengths 512,1024, 4/2 heads, "
                   "dim 64, keep 0.25, window 128, block 32, 2 runs (explicit options win)");

@@ -13,6 +13,7 @@
 
 #include <cstdlib>
 #include <iterator>
+#include <tuple>
 
 #include "cli_run.h"
 #include "harness.h"
@@ -90,6 +91,57 @@ TEST_F(Cli, DecodeStepsAndDense) {
     ASSERT_EQ(r.code, 0) << r.output;
     const auto s = io::read_npy(d("sdense.npy"));
     for (auto x : s.data) EXPECT_EQ(x, 2) << "dense keeps every token uncompressed";
+}
+
+// --chunk: the prompt in chunks through a chunked cache, with and without decode steps, TCA and
+// dense; the same selection file and outputs on every device; the marks follow the final cache.
+TEST_F(Cli, AttendChunked) {
+    const std::string qkv = " --q " + d("w/q.npy") + " --k " + d("w/k.npy") + " --v " + d("w/v.npy");
+    auto as_floats = [](const io::NpyArray& a) {
+        std::vector<float> f(a.data.size() / 4);
+        std::memcpy(f.data(), a.data.data(), a.data.size());
+        return f;
+    };
+    for (const std::string steps : {"0", "50"}) {
+        auto run = [&](const std::string& dev) {
+            const std::string tag = d("ch_" + test::safe_name(dev) + "_" + steps);
+            const auto r = tca("attend" + qkv + " --profile " + d("p.json") + " --device " + dev + " --chunk 100 --decode-steps " +
+                               steps + " --out " + tag + "_o.npy --selection " + tag + "_s.npy --stats " + tag + ".json");
+            EXPECT_EQ(r.code, 0) << r.output;
+            std::ifstream f(tag + ".json");
+            return std::make_tuple(io::read_npy(tag + "_o.npy"), io::read_npy(tag + "_s.npy"), nlohmann::json::parse(f));
+        };
+        const auto [o_ref, s_ref, st] = run("cpu");
+        EXPECT_EQ(st["chunk"].get<int>(), 100);
+        EXPECT_EQ(st["totals"]["bound_violations"].get<int>(), 0) << "steps " << steps;
+        for (int h = 0; h < 2; ++h) {
+            const auto& kv = st["kv_heads"][h];
+            const int tail = kv["pending_tokens"].get<int>() + kv["ring_tokens"].get<int>();
+            const uint8_t* row = s_ref.data.data() + size_t(h) * 600;
+            EXPECT_EQ(std::count(row, row + 600, 1), kv["global_tokens"].get<int>()) << "1 = in G";
+            EXPECT_EQ(std::count(row, row + 600, 2), tail) << "2 = uncompressed";
+            EXPECT_TRUE(std::all_of(row + 600 - tail, row + 600, [](uint8_t x) { return x == 2; })) << "the newest";
+            // No more than b - 1 tokens wait in the partial block after the ring (b = 16, w = 64).
+            EXPECT_LE(tail, 64 + 15);
+        }
+        for (const auto& dev : test::devices_under_test()) {
+            const auto [o, s, st_dev] = run(dev);
+            EXPECT_TRUE(s_ref.data == s.data) << dev << " steps " << steps << ": selection differs";
+            EXPECT_LE(test::nmse(as_floats(o_ref), as_floats(o)), 1e-9) << dev << " steps " << steps;
+        }
+    }
+    // Dense in chunks: the one-call dense outputs, every token uncompressed.
+    auto r = tca("attend" + qkv + " --dense --device cpu --chunk 64 --decode-steps 10 --out " + d("chd_o.npy") +
+                 " --selection " + d("chd_s.npy"));
+    ASSERT_EQ(r.code, 0) << r.output;
+    r = tca("attend" + qkv + " --dense --device cpu --decode-steps 10 --out " + d("chd1_o.npy"));
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_LE(test::nmse(as_floats(io::read_npy(d("chd1_o.npy"))), as_floats(io::read_npy(d("chd_o.npy")))), 1e-12);
+    for (auto x : io::read_npy(d("chd_s.npy")).data) EXPECT_EQ(x, 2);
+    r = tca("attend" + qkv + " --dense --device cpu --chunk 0 --out " + d("chd0.npy"));
+    EXPECT_NE(r.code, 0);
+    EXPECT_NE(r.output.find("--chunk"), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(d("chd0.npy")));
 }
 
 TEST_F(Cli, BadInputFailsCleanly) {
@@ -350,6 +402,40 @@ TEST_F(Cli, BenchDecodeOnly) {
     std::string header;
     ASSERT_TRUE(std::getline(c, header));
     EXPECT_NE(header.find("decode_copy_share"), std::string::npos);
+}
+
+// tca bench --chunk: per length one dense and one TCA record of the prompt fed in chunks through
+// chunked caches; the peak K/V held, TCA below dense; the fields in the JSON and the CSV.
+TEST_F(Cli, BenchChunk) {
+    const auto r = tca("bench --device cpu --lengths 300,400 --heads 2 --kv-heads 1 --dim 32 --window 64 --block 16 "
+                       "--keep 0.25 --runs 1 --warmup 0 --no-calibrate --chunk 96 --json " + d("ch.json") + " --csv " + d("ch.csv"));
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("peak KV"), std::string::npos) << r.output;
+    std::ifstream f(d("ch.json"));
+    const auto j = nlohmann::json::parse(f);
+    EXPECT_EQ(j["config"]["chunk"].get<int>(), 96);
+    EXPECT_NE(j["command"].get<std::string>().find("--chunk 96"), std::string::npos);
+    ASSERT_EQ(j["records"].size(), 4u) << "2 lengths x (dense, keep=0.25)";
+    for (const auto& rec : j["records"]) {
+        EXPECT_EQ(rec["chunk"].get<int>(), 96);
+        EXPECT_GT(rec["prefill_ms"].get<double>(), 0);
+        const double peak = rec["peak_kv_bytes"].get<double>(), dense = rec["peak_kv_dense_bytes"].get<double>();
+        EXPECT_EQ(dense, 2.0 * 32 * 2 * rec["length"].get<int>()) << "f16 K and V of every prompt token";
+        if (rec["method"] == "dense") {
+            EXPECT_EQ(peak, dense);
+        } else {
+            // |G| + (b - 1) + w + chunk tokens at most, G at most a quarter-ish of the compressed blocks.
+            EXPECT_LE(peak, 2.0 * 32 * 2 * (0.5 * rec["length"].get<int>() + 15 + 64 + 96)) << rec.dump();
+            EXPECT_LT(peak, dense);
+            EXPECT_GT(rec["prefill_speedup"].get<double>(), 0);
+        }
+    }
+    std::ifstream c(d("ch.csv"));
+    std::string header;
+    ASSERT_TRUE(std::getline(c, header));
+    EXPECT_NE(header.find("peak_kv_bytes"), std::string::npos);
+    const auto bad = tca("bench --device cpu --chunk 64 --decode-only --lengths 300");
+    EXPECT_NE(bad.code, 0) << "--chunk and --decode-only exclude each other";
 }
 
 TEST_F(Cli, WindowLongerThanSequenceMeansDenseForAttend) {

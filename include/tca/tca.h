@@ -267,6 +267,38 @@ TCA_API tca_status tca_cache_decode(tca_cache* cache, const tca_tensor* q, const
 /* Bytes the cache holds now (summed over KV heads) and what a dense cache would hold. */
 TCA_API tca_status tca_cache_size(const tca_cache* cache, uint64_t* bytes, uint64_t* dense_bytes, int* tokens);
 
+/* ---- chunked prompts (spec "Chunked prompt (streaming prefill)") --------------------------- *
+ *
+ * A cache made with options->mode = TCA_CACHE_CHUNKED takes the prompt in chunks, as runtimes
+ * feed it in ubatches: tca_cache_prefill once per chunk (1..max_chunk tokens, positions
+ * continuing from the last chunk), then tca_cache_decode.  Query i of a chunk attends the global
+ * store G plus every uncompressed token up to i; after each chunk the full blocks of b tokens
+ * that have left the window are compressed by the chunk's last query (the prefill selection rule
+ * over those blocks).  A dense cache (profile NULL) in this mode attends causally to everything.
+ * Held K/V never exceed |G| + (b - 1) + w + (chunk length) tokens per KV head.
+ * Refused (TCA_ERROR_INVALID_ARGUMENT, nothing changes): a chunk longer than max_chunk, one past
+ * max_tokens, a chunk after the first decode step; decode before any chunk.  A one-shot cache
+ * (tca_cache_create, or mode TCA_CACHE_ONE_SHOT) refuses a second prefill as before. */
+typedef enum tca_cache_mode { TCA_CACHE_ONE_SHOT = 0, TCA_CACHE_CHUNKED = 1 } tca_cache_mode;
+
+typedef struct tca_cache_options {
+    size_t struct_size; /* set to sizeof(tca_cache_options) by the caller */
+    int mode;           /* a tca_cache_mode */
+    int max_chunk;      /* chunked: the longest chunk a prefill call may take (>= 1); ignored otherwise */
+} tca_cache_options;
+
+/* Sets *options to the defaults (one-shot, max_chunk 0); the caller sets struct_size first. */
+TCA_API tca_status tca_cache_options_init(tca_cache_options* options);
+/* tca_cache_create with options (NULL: one-shot, exactly tca_cache_create).  Bad options
+ * (struct_size, unknown mode, chunked with max_chunk <= 0) are TCA_ERROR_INVALID_ARGUMENT. */
+TCA_API tca_status tca_cache_create_ex(tca_context* ctx, const tca_profile* profile, int layer, int q_heads,
+                                       int kv_heads, int head_dim, int kv_dtype, int max_tokens,
+                                       const tca_cache_options* options, tca_cache** out);
+/* The most bytes (summed over KV heads) the cache has held since create or reset: for a chunked
+ * cache, the largest of G + the uncompressed tokens + a chunk while that chunk was attended, and
+ * of what it holds now; dense_bytes the same for a dense cache of the same tokens. */
+TCA_API tca_status tca_cache_peak_size(const tca_cache* cache, uint64_t* bytes, uint64_t* dense_bytes);
+
 /* ---- per-call statistics ---------------------------------------------------------------- */
 
 /* Device time of the most recent attention call on a context, split the way the TCA paper

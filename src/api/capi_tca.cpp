@@ -9,6 +9,7 @@
 #include "core/checked.h"
 #include "io/atomic_file.h"
 #include "method/calibrate.h"
+#include "method/chunked_session.h"
 #include "method/profile.h"
 #include "method/session.h"
 
@@ -29,12 +30,19 @@ struct tca_cache {
     int layer = 0, max_tokens = 0;
     method::AttnShape shape;
     DType kv_dtype = DType::f32;
+    int max_chunk = 0;  // > 0: chunked mode (tca_cache_options), the longest chunk a prefill takes
     std::unique_ptr<method::AttentionSession> session;
 
     void start() {
-        session = profile ? method::make_tca_session(*ctx->device, shape, profile->params, profile->layer_p(layer),
-                                                     max_tokens, kv_dtype)
-                          : method::make_dense_session(*ctx->device, shape, max_tokens, kv_dtype);
+        auto& dev = *ctx->device;
+        if (max_chunk > 0)
+            session = profile ? method::make_chunked_tca_session(dev, shape, profile->params, profile->layer_p(layer),
+                                                                 max_tokens, max_chunk, kv_dtype)
+                              : method::make_chunked_dense_session(dev, shape, max_tokens, max_chunk, kv_dtype);
+        else
+            session = profile ? method::make_tca_session(dev, shape, profile->params, profile->layer_p(layer),
+                                                         max_tokens, kv_dtype)
+                              : method::make_dense_session(dev, shape, max_tokens, kv_dtype);
         session->set_step_trace(false);  // a library cache keeps no per-step history: host memory stays flat
     }
 };
@@ -195,8 +203,33 @@ TCA_API tca_status tca_calibrate(tca_context* ctx, const tca_params* params, int
 
 TCA_API tca_status tca_cache_create(tca_context* ctx, const tca_profile* profile, int layer, int q_heads, int kv_heads,
                                     int head_dim, int kv_dtype, int max_tokens, tca_cache** out) {
+    return tca_cache_create_ex(ctx, profile, layer, q_heads, kv_heads, head_dim, kv_dtype, max_tokens, nullptr, out);
+}
+
+TCA_API tca_status tca_cache_options_init(tca_cache_options* options) {
+    return api::guarded([&] {
+        tca_cache_options d{};
+        d.mode = TCA_CACHE_ONE_SHOT;
+        api::write_struct(options, d, "options");
+    });
+}
+
+TCA_API tca_status tca_cache_create_ex(tca_context* ctx, const tca_profile* profile, int layer, int q_heads,
+                                       int kv_heads, int head_dim, int kv_dtype, int max_tokens,
+                                       const tca_cache_options* options, tca_cache** out) {
     return api::guarded([&] {
         check_ctx(ctx);
+        int max_chunk = 0;
+        if (options) {
+            const tca_cache_options o = api::read_struct(options, "options");
+            require(o.mode == TCA_CACHE_ONE_SHOT || o.mode == TCA_CACHE_CHUNKED, TCA_ERROR_INVALID_ARGUMENT,
+                    "options->mode " + std::to_string(o.mode) + " unknown (TCA_CACHE_ONE_SHOT = 0, TCA_CACHE_CHUNKED = 1)");
+            if (o.mode == TCA_CACHE_CHUNKED) {
+                require(o.max_chunk > 0, TCA_ERROR_INVALID_ARGUMENT,
+                        "options->max_chunk must be >= 1 for a chunked cache, got " + std::to_string(o.max_chunk));
+                max_chunk = o.max_chunk;
+            }
+        }
         require(out != nullptr, TCA_ERROR_INVALID_ARGUMENT, "out is null");
         *out = nullptr;
         require(q_heads > 0 && kv_heads > 0 && head_dim > 0 && max_tokens > 0, TCA_ERROR_INVALID_ARGUMENT,
@@ -210,6 +243,7 @@ TCA_API tca_status tca_cache_create(tca_context* ctx, const tca_profile* profile
         c->layer = layer, c->max_tokens = max_tokens;
         c->shape = method::AttnShape{q_heads, kv_heads, head_dim};
         c->kv_dtype = kv_dtype == TCA_F32 ? DType::f32 : DType::f16;
+        c->max_chunk = max_chunk;
         if (profile) {
             const auto& p = profile_of(profile);
             method::check_profile_shape(p, q_heads, kv_heads, head_dim);
@@ -280,6 +314,20 @@ TCA_API tca_status tca_cache_size(const tca_cache* cache, uint64_t* bytes, uint6
         if (bytes) *bytes = held;
         if (dense_bytes) *dense_bytes = checked_mul(size_t(acc.dense_bytes()), acc.global.size(), "dense cache bytes");
         if (tokens) *tokens = acc.tokens_seen;
+    });
+}
+
+TCA_API tca_status tca_cache_peak_size(const tca_cache* cache, uint64_t* bytes, uint64_t* dense_bytes) {
+    return api::guarded([&] {
+        const auto& acc = cache_of(cache)->session->account();
+        const size_t heads = acc.global.size();
+        size_t now = 0;
+        for (size_t h = 0; h < heads; ++h) now = checked_add(now, size_t(acc.tca_bytes(int(h))), "cache bytes");
+        const size_t peak = checked_mul(size_t(acc.peak_tokens), size_t(acc.bytes_per_token), "peak cache bytes");
+        // Tokens only grow between resets, so a dense cache's peak is what it holds now.
+        const size_t dense = checked_mul(size_t(acc.dense_bytes()), heads, "dense cache bytes");
+        if (bytes) *bytes = std::max(now, peak);
+        if (dense_bytes) *dense_bytes = dense;
     });
 }
 

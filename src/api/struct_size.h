@@ -67,6 +67,12 @@ struct FirstVersion<tca_profile_head> {
     static constexpr const char* name = "tca_profile_head";
 };
 
+template <>
+struct FirstVersion<tca_cache_options> {
+    static constexpr size_t size = TCA_FIELD_END(tca_cache_options, max_chunk);
+    static constexpr const char* name = "tca_cache_options";
+};
+
 #undef TCA_FIELD_END
 
 // The bytes of *p both sides know; throws TCA_ERROR_INVALID_ARGUMENT for a null pointer or a

@@ -23,6 +23,10 @@ void register_attend(CLI::App& app) {
     cmd->add_option("--decode-steps", o->decode_steps, "decode the last N tokens one at a time")
         ->capture_default_str()
         ->check(non_negative_int());
+    cmd->add_option("--chunk", o->chunk,
+                    "feed the prompt (the first L - N tokens) as chunks of C tokens, the last may be shorter, "
+                    "through a chunked cache (spec \"Chunked prompt\"); works with --dense")
+        ->check(positive_int());
     cmd->callback([o, cmd] {
         if (o->profile.empty() && !o->dense) throw CLI::RequiredError("--profile or --dense");
         tools::attend(*o);

@@ -28,6 +28,10 @@ struct CacheAccount {
     std::vector<int> global;      // |G| per KV head (tokens chosen by selection / eviction)
     int pending = 0;              // tokens that left the ring, not yet compressed
     int ring = 0;                 // the most recent tokens, at most w (dense: every token)
+    // Chunked prompts (chunked_session.h): the most tokens held at once, summed over KV heads,
+    // while a chunk was attended (G + the uncompressed tokens + the chunk). 0 for the other
+    // sessions, whose peak is what they hold now.
+    int64_t peak_tokens = 0;
 
     int cached(int h) const { return global[h] + pending + ring; }
     int64_t tca_bytes(int h) const { return int64_t(cached(h)) * bytes_per_token; }
@@ -98,6 +102,7 @@ protected:
         int n1 = 0, cur = 0, n2_cur = 0, prompt = 0;
         bool sparse_prefill = false;
         size_t steps = 0;  // trace entries
+        size_t chunks = 0;  // chunk records (chunked sessions)
     };
     virtual Mark mark() const = 0;
     virtual void rewind(Mark m) noexcept = 0;

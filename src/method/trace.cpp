@@ -10,6 +10,14 @@ void AttentionTrace::mask(int h, int pos, std::vector<uint8_t>& m) const {
     require(pos >= 0 && pos < total_tokens(), TCA_ERROR_INTERNAL, "trace: position outside the run");
     m.assign(size_t(pos) + 1, 0);
     if (pos < prompt) {
+        if (!dense && !chunks.empty()) {
+            // Chunks are in position order and cover the prompt.
+            auto c = std::upper_bound(chunks.begin(), chunks.end(), pos, [](int p, const ChunkSpan& x) { return p < x.end; });
+            require(c != chunks.end() && c->start <= pos, TCA_ERROR_INTERNAL, "trace: prompt row outside every chunk");
+            for (int r = 0; r < c->g_len[h]; ++r) m[g_positions[h][r]] = 1;
+            for (int j = c->u; j <= pos; ++j) m[j] = 1;
+            return;
+        }
         if (dense || prefill_kept.empty()) {
             std::fill(m.begin(), m.end(), 1);
             return;

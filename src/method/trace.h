@@ -13,6 +13,13 @@
 
 namespace tca::detail::method {
 
+// One chunk of a chunked prompt (chunked_session.h): query p in [start, end) attended the first
+// g_len[h] tokens of G plus every position in [u, p].
+struct ChunkSpan {
+    int start = 0, end = 0, u = 0;
+    std::vector<int> g_len;  // [kv head]
+};
+
 struct AttentionTrace {
     bool dense = true;
     int prompt = 0;  // P: rows [0, P) are prefill rows
@@ -22,6 +29,7 @@ struct AttentionTrace {
     std::vector<std::vector<int>> step_n2;       // [decode step][kv head] |G| seen by that step
     std::vector<int> step_n1;                    // [decode step] uncompressed tokens seen by that step
     bool steps_recorded = true;                  // false: the session ran without step tracing
+    std::vector<ChunkSpan> chunks;               // chunked prompt (TCA): the rule of prompt rows
 
     int total_tokens() const { return prompt + int(step_n1.size()); }
     // m[j] = 1 if the query at position `pos` of KV head `h` attended key j (j <= pos), else 0.

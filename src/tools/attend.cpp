@@ -4,6 +4,7 @@
 #include "io/atomic_file.h"
 #include "io/npy.h"
 #include "method/bound.h"
+#include "method/chunked_session.h"
 #include "method/profile.h"
 #include "method/session.h"
 #include "tools/attend_report.h"
@@ -19,6 +20,18 @@ std::vector<float> rows_at(const method::HostTensor& x, int t) {
     std::vector<float> r(size_t(x.heads) * x.dim);
     for (int h = 0; h < x.heads; ++h) std::copy(x.row(h, t), x.row(h, t) + x.dim, r.begin() + size_t(h) * x.dim);
     return r;
+}
+
+// The first P tokens in chunks of `chunk` (the last may be shorter); returns o [Hq, P, d].
+method::HostTensor prefill_in_chunks(method::AttentionSession& s, const method::HostTensor& q, const method::HostTensor& k,
+                                     const method::HostTensor& v, int P, int chunk) {
+    method::HostTensor out(q.heads, P, q.dim);
+    for (int s0 = 0; s0 < P; s0 += chunk) {
+        const int c = std::min(chunk, P - s0);
+        const auto o = s.prefill(slice_tokens(q, s0, c), slice_tokens(k, s0, c), slice_tokens(v, s0, c));
+        for (int h = 0; h < q.heads; ++h) std::copy(o.row(h, 0), o.row(h, 0) + size_t(c) * q.dim, out.row(h, s0));
+    }
+    return out;
 }
 
 }  // namespace
@@ -48,10 +61,16 @@ void attend(const AttendRequest& o) {
     }
     auto dev = open_cli_device(o.device);
     const method::AttnShape shape{q.heads, k.heads, q.dim};
-    auto session = o.dense ? method::make_dense_session(*dev, shape, L)
-                           : method::make_tca_session(*dev, shape, profile.params, profile.layer_p(0), L);
+    std::unique_ptr<method::AttentionSession> session;
+    if (o.chunk > 0)
+        session = o.dense ? method::make_chunked_dense_session(*dev, shape, L, o.chunk)
+                          : method::make_chunked_tca_session(*dev, shape, profile.params, profile.layer_p(0), L, o.chunk);
+    else
+        session = o.dense ? method::make_dense_session(*dev, shape, L)
+                          : method::make_tca_session(*dev, shape, profile.params, profile.layer_p(0), L);
 
-    method::HostTensor out = session->prefill(slice_tokens(q, 0, P), slice_tokens(k, 0, P), slice_tokens(v, 0, P));
+    method::HostTensor out = o.chunk > 0 ? prefill_in_chunks(*session, q, k, v, P, o.chunk)
+                                         : session->prefill(slice_tokens(q, 0, P), slice_tokens(k, 0, P), slice_tokens(v, 0, P));
     out.tokens = L;
     out.data.resize(method::HostTensor::elements(q.heads, L, q.dim));
     // prefill() returned [Hq, P, d]; spread its heads out to make room for the decode rows.
@@ -76,7 +95,7 @@ void attend(const AttendRequest& o) {
         // The bound needs the full softmax of every query: O(L^2 d) in double on the host.
         const auto qb = method::error_bound(q, k, v, out, trace);
         AttendInfo info{dev->info().name, o.dense ? "dense" : "tca", L, P, N,
-                        o.dense ? 0 : profile.params.block, o.dense ? 0 : profile.params.window};
+                        o.dense ? 0 : profile.params.block, o.dense ? 0 : profile.params.window, o.chunk};
         files.stage(o.stats, stats_json(info, acc, method::summarize(qb, q.heads, L)));
     }
     files.commit();

@@ -27,6 +27,7 @@ std::string stats_json(const AttendInfo& info, const method::CacheAccount& acc,
     j["decode_steps"] = info.decode_steps;
     j["block"] = info.block;
     j["window"] = info.window;
+    j["chunk"] = info.chunk;
     j["bytes_per_token_per_kv_head"] = acc.bytes_per_token;
     json kv = json::array();
     int64_t dense_total = 0, tca_total = 0, kept_total = 0;

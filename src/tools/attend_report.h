@@ -17,6 +17,7 @@ std::vector<uint8_t> selection_map(const method::CacheAccount& acc, const method
 struct AttendInfo {
     std::string device, mode;  // mode "tca" or "dense"
     int tokens = 0, prompt = 0, decode_steps = 0, block = 0, window = 0;
+    int chunk = 0;  // --chunk (0: the prompt in one call)
 };
 
 // Stats JSON: per KV head cache sizes and bytes, per query head the bound check (if qb given).

@@ -15,6 +15,7 @@ struct AttendRequest {
     std::string q, k, v, profile, device, out, selection, stats;
     bool dense = false;
     int decode_steps = 0;
+    int chunk = 0;  // > 0: the prompt goes in chunks of this many tokens (a chunked cache)
 };
 void attend(const AttendRequest& r);
 
