@@ -134,6 +134,8 @@ public:
     std::string gemm_engine(DType t) const override {
         return gemm_supported(t) ? (t == DType::f32 ? "CLBlast SGEMM" : "CLBlast HGEMM") : "";
     }
+    void fma_probe(const FmaArgs& a) override;
+    bool fma_supported(DType t) const override { return t == DType::f32 || info_.fp16_arithmetic; }
 
     // ---- test hooks ----
     opencl_testing::ProgramCacheStats cache_stats() const { return stats_; }
