@@ -125,8 +125,10 @@ Roofline measure_roofline(Device& dev) {
         r.fma_f32_gflops = fma_gflops(dev, DType::f32, r);
         if (dev.fma_supported(DType::f16)) r.fma_f16_gflops = fma_gflops(dev, DType::f16, r);
         r.gemm_size = gemm_size_for(info);
-        r.f32_engine = dev.gemm_engine(DType::f32);
-        r.f32_gflops = gemm_gflops(dev, DType::f32, r.gemm_size);
+        if (dev.gemm_supported(DType::f32)) {  // not on an OpenCL build without CLBlast
+            r.f32_engine = dev.gemm_engine(DType::f32);
+            r.f32_gflops = gemm_gflops(dev, DType::f32, r.gemm_size);
+        }
         if (dev.gemm_supported(DType::f16)) {
             r.f16_engine = dev.gemm_engine(DType::f16);
             r.f16_gflops = gemm_gflops(dev, DType::f16, r.gemm_size);
