@@ -312,7 +312,8 @@ private:
         // Decode reads the cached K/V once (plus q and o, negligible).
         r.decode_gbps = r.decode_ms > 0 ? r.kv_bytes / (r.decode_ms * 1e6) : 0;
         const auto& rl = dr_.roofline;
-        r.prefill_roofline = rl.f32_gflops > 0 ? r.prefill_gflops / rl.f32_gflops : 0;
+        r.prefill_roofline = rl.f32_peak_gflops() > 0 ? r.prefill_gflops / rl.f32_peak_gflops() : 0;
+        r.prefill_gemm_share = rl.f32_gflops > 0 ? r.prefill_gflops / rl.f32_gflops : 0;
         r.decode_roofline = rl.copy_gbps > 0 ? r.decode_gbps / rl.copy_gbps : 0;
         r.decode_copy_share = r.decode_roofline;
         r.decode_kv_bytes_per_step = r.kv_bytes;
@@ -474,8 +475,10 @@ RooflineFacts measure_roofline(tca_context* ctx) {
     tca_roofline r{};
     r.struct_size = sizeof r;
     check(tca_device_roofline(ctx, &r), "roofline");
-    return RooflineFacts{r.copy_gbps,  r.f32_gflops,  r.f16_gflops,  r.copy_bytes, r.gemm_size,
-                         r.runs,       r.host_timed != 0, r.copy_engine, r.f32_engine, r.f16_engine};
+    RooflineFacts f{r.copy_gbps,  r.f32_gflops,  r.f16_gflops,  r.copy_bytes, r.gemm_size,
+                    r.runs,       r.host_timed != 0, r.copy_engine, r.f32_engine, r.f16_engine};
+    f.fma_f32_gflops = r.fma_f32_gflops, f.fma_f16_gflops = r.fma_f16_gflops, f.fma_engine = r.fma_engine;
+    return f;
 }
 
 // Largest single buffer a case at length L allocates: q and o are [Hq, L, d] f32.

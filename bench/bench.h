@@ -7,6 +7,7 @@
 // tca.h). Reports: a table (stdout), JSON (schema bench/bench-schema.json, docs/bench.md), CSV.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -55,6 +56,11 @@ struct RooflineFacts {
     int gemm_size = 0, runs = 0;
     bool host_timed = false;
     std::string copy_engine, f32_engine, f16_engine;
+    double fma_f32_gflops = 0, fma_f16_gflops = 0;  // the multiply-add peak probe
+    std::string fma_engine;
+    // The f32 compute peak the prefill rate is a share of: the multiply-add probe, or the GEMM
+    // where that ran faster (any measured rate is a lower bound of the peak).
+    double f32_peak_gflops() const { return std::max(fma_f32_gflops, f32_gflops); }
 };
 
 struct Stages {
@@ -75,7 +81,8 @@ struct Record {
     Stages stages;                          // of the median prefill run
     double attended_fraction = 1;           // attended (query, key) pairs / dense pairs
     double prefill_gflops = 0, decode_gbps = 0;
-    double prefill_roofline = 0, decode_roofline = 0;  // fractions of the measured roofline
+    double prefill_roofline = 0, decode_roofline = 0;  // fractions of the measured peaks (f32 multiply-add, copy)
+    double prefill_gemm_share = 0;                     // prefill rate / the f32 GEMM rate (a reference line)
     double kv_bytes = 0, kv_dense_bytes = 0, kv_reduction = 0;
     double prefill_speedup = 1, decode_speedup = 1;
     // Error: TCA vs dense on the device (rows with position >= window); dense vs the reference.

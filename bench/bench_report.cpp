@@ -23,7 +23,8 @@ json roofline_json(const RooflineFacts& r) {
     return {{"copy_gbps", r.copy_gbps},   {"f32_gflops", r.f32_gflops}, {"f16_gflops", r.f16_gflops},
             {"copy_bytes", r.copy_bytes}, {"gemm_size", r.gemm_size},   {"runs", r.runs},
             {"host_timed", r.host_timed}, {"copy_engine", r.copy_engine}, {"f32_engine", r.f32_engine},
-            {"f16_engine", r.f16_engine}};
+            {"f16_engine", r.f16_engine}, {"fma_f32_gflops", r.fma_f32_gflops}, {"fma_f16_gflops", r.fma_f16_gflops},
+            {"fma_engine", r.fma_engine}, {"f32_peak_gflops", r.f32_peak_gflops()}};
 }
 
 json record_json(const Record& r, const Results& res) {
@@ -54,6 +55,7 @@ json record_json(const Record& r, const Results& res) {
             {"prefill_gflops", r.prefill_gflops},
             {"decode_gbps", r.decode_gbps},
             {"prefill_roofline_fraction", r.prefill_roofline},
+            {"prefill_gemm_fraction", r.prefill_gemm_share},
             {"decode_roofline_fraction", r.decode_roofline},
             {"error",
              {{"mean_rel_l1", r.mean_rel_l1}, {"max_rel_l1", r.max_rel_l1},
@@ -110,7 +112,7 @@ void write_csv(const Results& res, const std::string& path) {
          "kv_dtype,window,block,keep_fraction,attended_fraction,prefill_ms,decode_ms,score_ms,metric_ms,sort_ms,"
          "select_ms,attend_ms,other_ms,prefill_speedup,decode_speedup,kv_bytes,kv_reduction,prefill_gflops,"
          "decode_gbps,prefill_roofline_fraction,decode_roofline_fraction,mean_rel_l1,max_rel_l1,worst_bound_slack,"
-         "max_bound_use,dense_nmse_prefill,dense_nmse_decode,decode_only,decode_kv_bytes_per_step,decode_copy_share,chunk,peak_kv_bytes,peak_kv_dense_bytes\n";
+         "max_bound_use,dense_nmse_prefill,dense_nmse_decode,decode_only,decode_kv_bytes_per_step,decode_copy_share,chunk,peak_kv_bytes,peak_kv_dense_bytes,prefill_gemm_fraction\n";
     auto q = [](const std::string& s) {  // RFC 4180 quoting
         std::string out = "\"";
         for (char ch : s) out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
@@ -121,14 +123,14 @@ void write_csv(const Results& res, const std::string& path) {
                          q(r.dev.device), q(r.dev.driver), q(res.version), q(res.revision), r.method, q(r.profile),
                          r.length, r.heads, r.kv_heads, r.dim, r.kv_dtype, r.window, r.block);
         o << fmt::format("{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},{:g},"
-                         "{:g},{:g},{:g},{:g},{:g},{},{:g},{:g},{},{:g},{:g}\n",
+                         "{:g},{:g},{:g},{:g},{:g},{},{:g},{:g},{},{:g},{:g},{:g}\n",
                          r.keep_fraction, r.attended_fraction, r.prefill_ms, r.decode_ms, r.stages.score,
                          r.stages.metric, r.stages.sort, r.stages.select, r.stages.attend, r.stages.other,
                          r.prefill_speedup, r.decode_speedup, r.kv_bytes, r.kv_reduction, r.prefill_gflops,
                          r.decode_gbps, r.prefill_roofline, r.decode_roofline, r.mean_rel_l1, r.max_rel_l1,
                          r.worst_bound_slack, r.max_bound_use, r.dense_nmse_prefill, r.dense_nmse_decode,
                          r.decode_only ? 1 : 0, r.decode_kv_bytes_per_step, r.decode_copy_share, r.chunk,
-                         r.peak_kv_bytes, r.peak_kv_dense_bytes);
+                         r.peak_kv_bytes, r.peak_kv_dense_bytes, r.prefill_gemm_share);
     }
     const std::string text = o.str();
     io::write_file_atomic(path, text.data(), text.size());
@@ -178,10 +180,12 @@ void print_table(const Results& res) {
     fmt::print("tca {} ({}), {}\n", res.version, res.revision, res.created);
     for (const auto& d : res.devices) {
         const auto& r = d.roofline;
-        fmt::print("{}: {} {} ({}), driver {}, {:.1f} GiB\n  roofline{}: copy {:.1f} GB/s ({}), f32 {:.1f} GFLOP/s ({})",
+        fmt::print("{}: {} {} ({}), driver {}, {:.1f} GiB\n  roofline{}: copy {:.1f} GB/s ({}), multiply-add peak f32 {:.1f} GFLOP/s",
                    d.facts.name, d.facts.api, d.facts.device, d.facts.vendor, d.facts.driver,
                    d.facts.global_memory / 1073741824.0, r.host_timed ? " (host loop, not a device peak)" : "",
-                   r.copy_gbps, r.copy_engine, r.f32_gflops, r.f32_engine);
+                   r.copy_gbps, r.copy_engine, r.fma_f32_gflops);
+        if (r.fma_f16_gflops > 0) fmt::print(", f16 {:.1f} GFLOP/s", r.fma_f16_gflops);
+        fmt::print(" ({})\n  reference line: GEMM f32 {:.1f} GFLOP/s ({})", r.fma_engine, r.f32_gflops, r.f32_engine);
         if (r.f16_gflops > 0) fmt::print(", f16 {:.1f} GFLOP/s ({})", r.f16_gflops, r.f16_engine);
         fmt::print("\n");
     }
@@ -208,7 +212,8 @@ void print_table(const Results& res) {
     for (const auto& s : res.skipped) fmt::print("skipped: {} L={} {}: {}\n", s.device, s.length, s.what, s.reason);
     fmt::print(
         "\nkeep: kept fraction of the global (outside-window) tokens; roof%: prefill attention GFLOP/s (attend stage) as\n"
-        "a share of the f32 GEMM roofline, decode K/V GB/s as a share of the copy roofline; KV -%: cache bytes saved;\n"
+        "a share of the f32 peak (multiply-add probe, or the GEMM where faster), decode K/V GB/s as a share of the copy\n"
+        "probe; KV -%: cache bytes saved;\n"
         "sel %: score+metric+sort+select share of TCA prefill; att%: attended (query, key) pairs vs dense; L1: per-row\n"
         "relative L1 of TCA vs dense (rows past the window); slack: worst 2*gamma - ||o-o~||_1/max||v||_1 over sampled\n"
         "rows (>= 0: the spec's bound holds); dense rows show the NMSE of the dense kernels vs the CPU reference.\n");

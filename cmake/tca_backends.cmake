@@ -31,19 +31,24 @@ endmacro()
 # tca_classify_backend_sources(): every .cpp under src/backends into one bucket, by its path
 # relative to src/backends, so the layout can be flat (opencl_device.cpp) or a folder per backend
 # (opencl/context.cpp):
-#   TCA_CLBLAST_SOURCES  a path naming clblast (the OpenCL GEMM through CLBlast)
+#   TCA_NO_CLBLAST_SOURCES  a path naming without_clblast (what an OpenCL build without CLBlast
+#                        compiles in place of the CLBlast bucket)
+#   TCA_CLBLAST_SOURCES  a path naming clblast otherwise (the OpenCL GEMM through CLBlast)
 #   TCA_OPENCL_SOURCES   opencl_* or opencl/...
 #   TCA_VULKAN_SOURCES   vulkan_* or vulkan/...
 #   TCA_COMMON_BACKEND_SOURCES  the rest: the CPU reference and code shared by the backends
 function(tca_classify_backend_sources)
   file(GLOB_RECURSE all CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/backends/*.cpp)
+  set(no_clblast)
   set(clblast)
   set(opencl)
   set(vulkan)
   set(common)
   foreach(f IN LISTS all)
     file(RELATIVE_PATH rel ${CMAKE_SOURCE_DIR}/src/backends ${f})
-    if(rel MATCHES "clblast")
+    if(rel MATCHES "without_clblast")
+      list(APPEND no_clblast ${f})
+    elseif(rel MATCHES "clblast")
       list(APPEND clblast ${f})
     elseif(rel MATCHES "^opencl[_/]")
       list(APPEND opencl ${f})
@@ -53,6 +58,7 @@ function(tca_classify_backend_sources)
       list(APPEND common ${f})
     endif()
   endforeach()
+  set(TCA_NO_CLBLAST_SOURCES ${no_clblast} PARENT_SCOPE)
   set(TCA_CLBLAST_SOURCES ${clblast} PARENT_SCOPE)
   set(TCA_OPENCL_SOURCES ${opencl} PARENT_SCOPE)
   set(TCA_VULKAN_SOURCES ${vulkan} PARENT_SCOPE)

@@ -88,6 +88,33 @@ TEST(BuildConfig, VulkanTestsSkipped) {
     GTEST_SKIP() << "built with TCA_WITH_VULKAN=OFF: no Vulkan devices; not built: " TCA_TESTS_LEFT_OUT;
 }
 #endif
+// Every OpenCL device's roofline: the multiply-add peak always; the GEMM reference line exactly when
+// CLBlast is built (an OpenCL build without CLBlast is whole otherwise).
+TEST(BuildConfig, OpenCLRooflineFollowsCLBlast) {
+    if (!TCA_WITH_OPENCL) GTEST_SKIP() << "built with TCA_WITH_OPENCL=OFF";
+    int n = 0;
+    ASSERT_EQ(tca_device_count(&n), TCA_OK);
+    int seen = 0;
+    for (int i = 0; i < n; ++i) {
+        tca_device_info info{};
+        info.struct_size = sizeof info;
+        ASSERT_EQ(tca_device_get_info(i, &info), TCA_OK);
+        if (std::string(info.api) != "opencl") continue;
+        tca_context* ctx = nullptr;
+        ASSERT_EQ(tca_context_create(info.name, &ctx), TCA_OK) << tca_last_error();
+        tca_roofline r{};
+        r.struct_size = sizeof r;
+        EXPECT_EQ(tca_device_roofline(ctx, &r), TCA_OK) << tca_last_error();
+        EXPECT_GT(r.fma_f32_gflops, 0) << info.name;
+        EXPECT_GT(r.copy_gbps, 0) << info.name;
+        EXPECT_EQ(r.f32_gflops > 0, bool(TCA_WITH_CLBLAST)) << info.name;
+        EXPECT_EQ(std::string(r.f32_engine).empty(), !TCA_WITH_CLBLAST) << info.name << ": " << r.f32_engine;
+        tca_context_destroy(ctx);
+        ++seen;
+    }
+    if (seen == 0) GTEST_SKIP() << "no OpenCL device";
+}
+
 #if !TCA_WITH_CLBLAST
 TEST(BuildConfig, CLBlastGemmAbsent) {
     GTEST_SKIP() << "built with TCA_WITH_CLBLAST=OFF: no CLBlast GEMM reference line in roofline or bench";

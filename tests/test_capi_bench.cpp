@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstddef>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -25,6 +27,19 @@ TEST(RooflineApi, ReferenceFillsEveryField) {
     EXPECT_GT(r.gemm_size, 0);
     EXPECT_STRNE(r.copy_engine, "");
     EXPECT_STRNE(r.f32_engine, "");
+    EXPECT_GT(r.fma_f32_gflops, 0);
+    EXPECT_STRNE(r.fma_engine, "");
+    // A caller built against the first version's struct (no multiply-add fields): those bytes of
+    // its memory stay untouched.
+    tca_roofline old{};
+    std::memset(&old, 0x5a, sizeof old);
+    old.struct_size = offsetof(tca_roofline, fma_f32_gflops);
+    ASSERT_EQ(tca_device_roofline(ctx, &old), TCA_OK) << tca_last_error();
+    EXPECT_GT(old.copy_gbps, 0);
+    EXPECT_EQ(old.struct_size, offsetof(tca_roofline, fma_f32_gflops));
+    const auto* tail = reinterpret_cast<const unsigned char*>(&old) + offsetof(tca_roofline, fma_f32_gflops);
+    for (size_t i = 0; i < sizeof old - offsetof(tca_roofline, fma_f32_gflops); ++i)
+        ASSERT_EQ(tail[i], 0x5a) << "byte " << i << " past the caller's struct was written";
     EXPECT_EQ(tca_device_roofline(nullptr, &r), TCA_ERROR_INVALID_ARGUMENT);
     EXPECT_EQ(tca_device_roofline(ctx, nullptr), TCA_ERROR_INVALID_ARGUMENT);
     tca_context_destroy(ctx);

@@ -1,7 +1,10 @@
-// The roofline probes (copy and GEMM, device.h) on every OpenCL/Vulkan device against the CPU
-// reference, and the C API that measures them. The copy must be bit-exact; the GEMM is compared by
-// normalised MSE (f32 1e-10; f16 outputs are rounded to half, so 1e-5). Sizes are small and odd so
-// every edge path of the tiles runs.
+// The roofline probes (copy, multiply-add peak and GEMM, device.h) on every OpenCL/Vulkan device
+// against the CPU reference, and the C API that measures them. The copy must be bit-exact; the
+// GEMM is compared by normalised MSE (f32 1e-10; f16 outputs are rounded to half, so 1e-5). Sizes
+// are small and odd so every edge path of the tiles runs. The multiply-add probe is compared
+// per work-item with the reference's double recurrence (relative 1e-5 for f32, 1e-2 for f16
+// arithmetic), at round counts where the seeds still show (1-5 rounds) and where they are gone.
+#include <cmath>
 #include <cstring>
 
 #include "core/half.h"
@@ -107,11 +110,81 @@ TEST_P(RooflineOps, GemmMatchesReference) {
     }
 }
 
+std::vector<float> run_fma(Device& d, const FmaArgs& proto) {
+    auto out = make_empty(d, proto.items);
+    FmaArgs f = proto;
+    f.out = out.view();
+    d.fma_probe(f);
+    check_guards(d, out, "fma out");
+    const auto w = read_ints(d, out, proto.items);
+    std::vector<float> v(w.size());
+    std::memcpy(v.data(), w.data(), v.size() * 4);
+    return v;
+}
+
+TEST_P(RooflineOps, FmaProbeMatchesReference) {
+    for (DType t : {DType::f32, DType::f16}) {
+        FmaArgs f;
+        f.dtype = t;
+        if (!dev().fma_supported(t)) {
+            auto out = make_empty(dev(), 64);
+            f.out = out.view(), f.items = 64, f.iters = 1;
+            try {
+                dev().fma_probe(f);
+                ADD_FAILURE() << "the fma probe ran a dtype fma_supported() denies";
+            } catch (const Error& e) {
+                EXPECT_EQ(e.code(), TCA_ERROR_UNSUPPORTED);
+            }
+            continue;
+        }
+        // 1000 items: not a multiple of any work-group size, so the bounds check runs too.
+        for (auto [items, iters, a, b] : {std::tuple{1000u, 1u, 0.5f, 0.25f}, std::tuple{1000u, 2u, -0.75f, 0.125f},
+                                          std::tuple{1000u, 5u, 0.5f, -1.0f}, std::tuple{1000u, 300u, 0.5f, 0.25f}}) {
+            f.items = items, f.iters = iters, f.a = a, f.b = b;
+            const auto got = run_fma(dev(), f), want = run_fma(reference(), f);
+            expect_finite(got, "fma");
+            const double tol = t == DType::f32 ? 1e-5 : 1e-2;
+            int bad = 0;
+            for (size_t i = 0; i < got.size(); ++i)
+                if (std::abs(double(got[i]) - want[i]) > tol * std::max(1.0, std::abs(double(want[i]))) && bad++ < 5)
+                    ADD_FAILURE() << dtype_name(t) << " iters=" << iters << " item " << i << ": " << got[i] << " vs "
+                                  << want[i];
+            EXPECT_EQ(bad, 0);
+        }
+    }
+}
+
+TEST_P(RooflineOps, FmaProbeRejectsBadArguments) {
+    auto out = make_empty(dev(), 64);
+    FmaArgs f;
+    f.out = out.view(), f.items = 64, f.iters = 1;
+    auto expect = [&](FmaArgs x, tca_status code, const char* what) {
+        try {
+            dev().fma_probe(x);
+            ADD_FAILURE() << what << " was accepted";
+        } catch (const Error& e) {
+            EXPECT_EQ(e.code(), code) << what;
+        }
+    };
+    FmaArgs x = f;
+    x.items = 1u << 24;  // past the buffer and its guards
+    expect(x, TCA_ERROR_SHAPE_MISMATCH, "an output past its buffer");
+    x = f, x.iters = 0;
+    expect(x, TCA_ERROR_INVALID_ARGUMENT, "zero rounds");
+    x = f, x.a = 1.f;
+    expect(x, TCA_ERROR_INVALID_ARGUMENT, "a non-contracting a");
+    x = f, x.b = std::nanf("");
+    expect(x, TCA_ERROR_INVALID_ARGUMENT, "a NaN b");
+}
+
 TEST_P(RooflineOps, MeasuredRooflineIsPositive) {
     const Roofline r = measure_roofline(dev());
     EXPECT_GT(r.copy_gbps, 0);
-    EXPECT_GT(r.f32_gflops, 0);
+    EXPECT_EQ(r.f32_gflops > 0, dev().gemm_supported(DType::f32));
     EXPECT_EQ(r.f16_gflops > 0, dev().gemm_supported(DType::f16));
+    EXPECT_GT(r.fma_f32_gflops, 0);
+    EXPECT_EQ(r.fma_f16_gflops > 0, dev().fma_supported(DType::f16));
+    EXPECT_FALSE(r.fma_engine.empty());
     EXPECT_FALSE(dev().profiling()) << "profiling must be left as it was";
 }
 

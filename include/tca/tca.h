@@ -419,6 +419,7 @@ TCA_API tca_status tca_tensor_wrap_opencl(tca_context* ctx, struct _cl_mem* buff
 
 /* Optional device features your VkDevice was created with (bits of enabled_features). */
 #define TCA_VULKAN_FEATURE_STORAGE_BUFFER_16BIT 0x1u /* VkPhysicalDevice16BitStorageFeatures::storageBuffer16BitAccess */
+#define TCA_VULKAN_FEATURE_SHADER_FLOAT16 0x2u /* VkPhysicalDeviceShaderFloat16Int8Features::shaderFloat16 (f16 roofline probe) */
 
 typedef struct tca_vulkan_handles {
     size_t struct_size; /* set to sizeof(tca_vulkan_handles) by the caller */
@@ -447,10 +448,12 @@ TCA_API tca_status tca_tensor_wrap_vulkan(tca_context* ctx, uint64_t buffer, uin
  * "unknown" when it was not built from a git checkout. */
 TCA_API const char* tca_build_revision(void);
 
-/* The device's own limits, measured now on the context's device with two probe kernels: a copy
- * kernel (bandwidth) and a GEMM (compute: CLBlast SGEMM/HGEMM on OpenCL, libtca's tiled
- * gemm.comp on Vulkan, a host loop on the reference backend).  Each probe runs once to warm up,
- * then `runs` times; the best run is reported.  Takes well under a second on CPU drivers. */
+/* The device's own limits, measured now on the context's device with probe kernels: a copy
+ * kernel (bandwidth), a register-resident multiply-add kernel (the compute peak: independent
+ * multiply-add chains in registers, no memory traffic, f32 and f16 where the device has f16
+ * arithmetic) and a GEMM (a reference line, not a limit: CLBlast SGEMM/HGEMM on OpenCL, libtca's
+ * tiled gemm.comp on Vulkan, a host loop on the reference backend).  Each probe runs once to warm
+ * up, then `runs` times; the best run is reported.  Takes well under a second on CPU drivers. */
 typedef struct tca_roofline {
     size_t struct_size;     /* set to sizeof(tca_roofline) by the caller */
     double copy_gbps;       /* copy kernel: (bytes read + bytes written) / s / 1e9 */
@@ -462,7 +465,11 @@ typedef struct tca_roofline {
     int host_timed;         /* 1: host clock and host code (the reference backend), not a device peak */
     char copy_engine[64];   /* what ran each probe, e.g. "tca shaders/copy.comp", "CLBlast SGEMM" */
     char f32_engine[64];
-    char f16_engine[64];    /* "" when f16_gflops was not measured */
+    char f16_engine[64];    /* "" when f16_gflops was not measured; end of the first version (0.1.0) */
+    /* added later: the multiply-add peak (2 FLOPs per multiply-add) */
+    double fma_f32_gflops;  /* f32 multiply-add peak, GFLOP/s */
+    double fma_f16_gflops;  /* f16; 0 when the device has no f16 arithmetic (or it is not enabled) */
+    char fma_engine[64];    /* e.g. "tca cl/fma.cl" */
 } tca_roofline;
 
 TCA_API tca_status tca_device_roofline(tca_context* ctx, tca_roofline* out);

@@ -43,6 +43,9 @@ TCA_API tca_status tca_device_roofline(tca_context* ctx, tca_roofline* out) {
         put(v.copy_engine, sizeof v.copy_engine, r.copy_engine);
         put(v.f32_engine, sizeof v.f32_engine, r.f32_engine);
         put(v.f16_engine, sizeof v.f16_engine, r.f16_engine);
+        v.fma_f32_gflops = r.fma_f32_gflops;
+        v.fma_f16_gflops = r.fma_f16_gflops;
+        put(v.fma_engine, sizeof v.fma_engine, r.fma_engine);
         api::write_struct(out, v, "out");
     });
 }

@@ -99,6 +99,7 @@ TCA_API tca_status tca_context_create_vulkan(const tca_vulkan_handles* handles, 
         ext.instance = h->instance, ext.physical_device = h->physical_device, ext.device = h->device;
         ext.queue = h->queue, ext.queue_family = h->queue_family, ext.api_version = h->api_version;
         ext.storage_buffer_16bit = h->enabled_features & TCA_VULKAN_FEATURE_STORAGE_BUFFER_16BIT;
+        ext.shader_float16 = h->enabled_features & TCA_VULKAN_FEATURE_SHADER_FLOAT16;
         const BackendOptions options = BackendOptions::from_environment();
         *out = new_context(make_vulkan_device_external(ext, options), options);
     });

@@ -22,7 +22,7 @@ namespace tca::detail::cli {
 namespace {
 
 struct Opts {
-    std::string model, text, device, profile, json, dump;
+    std::string model, text, device, profile, json, dump, per_byte;
     int64_t offset = 0;
     int context = 4096, windows = 1, threads = 0;
     bool dense = false, compare_dense = false;
@@ -38,6 +38,7 @@ struct LayerTotals {
 
 void run(const Opts& o) {
     if (!o.json.empty()) io::check_output_path(o.json);  // before the forward passes, not after
+    if (!o.per_byte.empty()) io::check_output_path(o.per_byte);
     const lm::Model model = lm::load_model(o.model);
     const lm::Config& c = model.cfg;
     const lm::TextWindows text = lm::read_windows(o.text, o.offset, o.context, o.windows);
@@ -66,6 +67,7 @@ void run(const Opts& o) {
     double bits = 0, matmul_s = 0, attn_s = 0;
     int64_t predicted = 0;
     std::vector<double> window_bpb;
+    std::vector<float> per_byte;  // [windows, context - 1]
     for (int w = 0; w < text.count; ++w) {
         fo.on_qkv = nullptr;
         if (!o.dump.empty() && w == 0)
@@ -81,6 +83,7 @@ void run(const Opts& o) {
         const lm::WindowResult r = lm::forward(model, ctx, text.window(w), text.context, fo);
         bits += r.bits, predicted += r.predicted, matmul_s += r.matmul_seconds, attn_s += r.attention_seconds;
         window_bpb.push_back(r.bits / r.predicted);
+        if (!o.per_byte.empty()) per_byte.insert(per_byte.end(), r.position_bits.begin(), r.position_bits.end());
         for (int l = 0; l < c.n_layers; ++l) {
             const lm::LayerStats& s = r.layers[size_t(l)];
             LayerTotals& t = totals[size_t(l)];
@@ -92,6 +95,7 @@ void run(const Opts& o) {
                    r.bits / r.predicted, r.matmul_seconds + r.attention_seconds);
     }
     dumps.commit();
+    if (!o.per_byte.empty()) io::write_npy(o.per_byte, io::make_f32({text.count, text.context - 1}, per_byte));
 
     const double bpb = bits / double(predicted);
     uint64_t kv = 0, kv_dense = 0;
@@ -178,6 +182,9 @@ void register_lm(CLI::App& app) {
     cmd->add_flag("--compare-dense", o->compare_dense,
                   "also run dense attention on every layer's inputs; report the relative L1 error of the outputs");
     cmd->add_option("--json", o->json, "write the results as JSON");
+    cmd->add_option("--per-byte", o->per_byte,
+                    "write the bits of every predicted byte: float32 .npy [windows, context - 1], entry [w][t] = "
+                    "-log2 p(byte t + 1 of window w)");
     cmd->add_option("--dump", o->dump, "write the first window's Q/K/V after RoPE: DIR/layer{i}_{q,k,v}.npy, float32 [H, L, hd]");
     cmd->add_option("--threads", o->threads, "host matmul threads (0 = one per core, at most 8)")
         ->capture_default_str()

@@ -13,6 +13,7 @@ void register_attend(CLI::App& app);
 void register_bench(CLI::App& app);  // bench/cmd_bench.cpp
 void register_lm(CLI::App& app);
 void register_lm_calibrate(CLI::App& app);
+void register_lm_generate(CLI::App& app);
 
 inline void register_all(CLI::App& app) {
     register_devices(app);
@@ -22,6 +23,7 @@ inline void register_all(CLI::App& app) {
     register_bench(app);
     register_lm(app);
     register_lm_calibrate(app);
+    register_lm_generate(app);
 }
 
 }  // namespace tca::detail::cli

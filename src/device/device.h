@@ -230,12 +230,24 @@ struct GemmArgs {
     int m = 0, n = 0, k = 0;
 };
 
+// Compute probe: the device's multiply-add peak, register-resident (no memory traffic in the
+// loop). out[i] (f32) for i < items is the recurrence of src/iface/iface_fma.h (TCA_FMA_CHAINS
+// chains per item, x = x * a + b for `iters` rounds, in `dtype` arithmetic: f32, or f16 where
+// fma_supported(f16)), summed over the chains. FLOPs: 2 * items * iters * TCA_FMA_CHAINS.
+// |a| < 1 keeps the recurrence contracting (checkable whatever the rounding).
+struct FmaArgs {
+    BufView out;
+    DType dtype = DType::f32;
+    uint32_t items = 0, iters = 0;
+    float a = 0.5f, b = 0.25f;
+};
+
 // ---- ops and stages ---------------------------------------------------------------------------
 // Every op a device times. Backends name their timings by this enum, and the report code (the C
 // API's tca_call_stats, the roofline, `tca bench`) maps each to a stage by stage_of(), whose switch
 // has no default: an op added here without a stage is a compiler warning, never time silently
 // counted as "other".
-enum class Op { attend_dense, attend_sparse, decode, score, metric, sort, select, gather, colsum, copy, gemm };
+enum class Op { attend_dense, attend_sparse, decode, score, metric, sort, select, gather, colsum, copy, gemm, fma };
 // The stages of tca_call_stats: score_ms, metric_ms, sort_ms, select_ms, attend_ms, other_ms.
 enum class Stage { score, metric, sort, select, attend, other };
 
@@ -285,6 +297,9 @@ public:
     virtual void stream_copy(const CopyArgs& a) = 0;
     virtual void gemm(const GemmArgs& a) = 0;
     virtual bool gemm_supported(DType t) const = 0;
+    // The multiply-add peak probe (FmaArgs); TCA_ERROR_UNSUPPORTED for a dtype fma_supported() denies.
+    virtual void fma_probe(const FmaArgs& a) = 0;
+    virtual bool fma_supported(DType t) const = 0;
     // The split-K partition count decode() uses for `a` when a.splits is 0, where that choice
     // depends on the number of heads (0: it does not). A decode run as several head ranges passes
     // it on, so that every range reduces in the order the whole op would.
@@ -326,6 +341,7 @@ void validate(const GatherArgs& a);
 void validate(const ColsumArgs& a);
 void validate(const CopyArgs& a);
 void validate(const GemmArgs& a);
+void validate(const FmaArgs& a);
 
 // In 64 bits: n_global + block - 1 overflows int for n_global near INT_MAX.
 inline int n_blocks_of(int n_global, int block) {

@@ -28,6 +28,7 @@ struct VulkanExternal {
     uint32_t queue_family = 0;
     uint32_t api_version = 0;
     bool storage_buffer_16bit = false;  // the caller enabled storageBuffer16BitAccess
+    bool shader_float16 = false;        // the caller enabled shaderFloat16 (Vulkan 1.2)
 };
 
 // A device on the caller's Vulkan objects; nothing of them is destroyed with it.

@@ -16,6 +16,7 @@ const char* op_name(Op op) {
         case Op::colsum: return "colsum";
         case Op::copy: return "copy";
         case Op::gemm: return "gemm";
+        case Op::fma: return "fma";
     }
     return "?";
 }
@@ -33,7 +34,8 @@ Stage stage_of(Op op) {
         case Op::gather:
         case Op::colsum:
         case Op::copy:
-        case Op::gemm: return Stage::other;
+        case Op::gemm:
+        case Op::fma: return Stage::other;
     }
     return Stage::other;
 }

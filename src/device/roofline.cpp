@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/half.h"
+#include "iface/iface_fma.h"
 
 namespace tca::detail {
 
@@ -76,6 +77,25 @@ double gemm_gflops(Device& dev, DType t, int n) {
     return ms > 0 ? 2.0 * n * double(n) * n / (ms * 1e6) : 0;
 }
 
+// Enough work-items to fill every lane of the device several times over and enough rounds that a
+// run takes milliseconds (launch overhead negligible), yet well under a second on a CPU driver.
+void fma_size_for(const DeviceInfo& info, Roofline& r) {
+    switch (info.type) {
+        case TCA_DEVICE_DISCRETE_GPU: r.fma_items = 1u << 20, r.fma_iters = 2048; break;
+        case TCA_DEVICE_INTEGRATED_GPU: r.fma_items = 1u << 18, r.fma_iters = 1024; break;
+        case TCA_DEVICE_REFERENCE: r.fma_items = 256, r.fma_iters = 256; break;  // double-precision host loops
+        default: r.fma_items = 1u << 14, r.fma_iters = 1024; break;              // CPU drivers
+    }
+}
+
+double fma_gflops(Device& dev, DType t, const Roofline& r) {
+    Buffer out = dev.alloc(size_t(r.fma_items) * 4);
+    FmaArgs f;
+    f.out = {out, 0}, f.dtype = t, f.items = r.fma_items, f.iters = r.fma_iters;
+    const double ms = best_ms(dev, Op::fma, [&] { dev.fma_probe(f); });
+    return ms > 0 ? 2.0 * double(r.fma_items) * r.fma_iters * TCA_FMA_CHAINS / (ms * 1e6) : 0;
+}
+
 }  // namespace
 
 Roofline measure_roofline(Device& dev) {
@@ -98,9 +118,17 @@ Roofline measure_roofline(Device& dev) {
         r.copy_engine = info.api == Api::reference ? "host memcpy (reference)"
                         : info.api == Api::opencl  ? "tca cl/copy.cl"
                                                    : "tca shaders/copy.comp";
+        fma_size_for(info, r);
+        r.fma_engine = info.api == Api::reference ? "host loop (reference, double)"
+                       : info.api == Api::opencl  ? "tca cl/fma.cl"
+                                                  : "tca shaders/fma.comp";
+        r.fma_f32_gflops = fma_gflops(dev, DType::f32, r);
+        if (dev.fma_supported(DType::f16)) r.fma_f16_gflops = fma_gflops(dev, DType::f16, r);
         r.gemm_size = gemm_size_for(info);
-        r.f32_engine = dev.gemm_engine(DType::f32);
-        r.f32_gflops = gemm_gflops(dev, DType::f32, r.gemm_size);
+        if (dev.gemm_supported(DType::f32)) {  // not on an OpenCL build without CLBlast
+            r.f32_engine = dev.gemm_engine(DType::f32);
+            r.f32_gflops = gemm_gflops(dev, DType::f32, r.gemm_size);
+        }
         if (dev.gemm_supported(DType::f16)) {
             r.f16_engine = dev.gemm_engine(DType::f16);
             r.f16_gflops = gemm_gflops(dev, DType::f16, r.gemm_size);

@@ -230,6 +230,11 @@ public:
         inner_->gemm(a);
     }
     bool gemm_supported(DType t) const override { return inner_->gemm_supported(t); }
+    void fma_probe(const FmaArgs& a) override {
+        require(!any_split({&a.out}), TCA_ERROR_UNSUPPORTED, "fma probe: split buffers are not supported");
+        inner_->fma_probe(a);
+    }
+    bool fma_supported(DType t) const override { return inner_->fma_supported(t); }
     std::string gemm_engine(DType t) const override { return inner_->gemm_engine(t); }
     int decode_splits(const DecodeArgs& a) const override { return inner_->decode_splits(a); }
 

@@ -213,4 +213,15 @@ void validate(const GemmArgs& a) {
             "gemm: c must not share a buffer with a or b");
 }
 
+void validate(const FmaArgs& a) {
+    require(a.items > 0 && a.iters > 0, TCA_ERROR_INVALID_ARGUMENT, "fma probe: items and iters must be positive");
+    require(a.dtype == DType::f32 || a.dtype == DType::f16, TCA_ERROR_INVALID_ARGUMENT, "fma probe: dtype must be f32 or f16");
+    require(std::isfinite(a.a) && std::isfinite(a.b) && std::fabs(a.a) < 1.f, TCA_ERROR_INVALID_ARGUMENT,
+            "fma probe: a and b must be finite and |a| < 1 (a contracting recurrence)");
+    require(static_cast<bool>(a.out), TCA_ERROR_INVALID_ARGUMENT, "fma probe: no output buffer");
+    require(a.out.offset % 4 == 0, TCA_ERROR_INVALID_ARGUMENT, "fma probe: output offset not 4-byte aligned");
+    require(range_fits(a.out.offset, checked_product({int64_t(a.items), 4}, "fma probe: output bytes"), a.out.buf->size),
+            TCA_ERROR_SHAPE_MISMATCH, "fma probe: output runs past its buffer");
+}
+
 }  // namespace tca::detail

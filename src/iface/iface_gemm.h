@@ -1,5 +1,5 @@
 // Kernel family "gemm": the compute probe of the roofline (Device::gemm, shaders/gemm.comp).
-// Host: src/backends/vulkan/ops_gemm.cpp (OpenCL runs CLBlast instead).
+// Host: src/backends/vulkan/ops_gemm.cpp (OpenCL runs CLBlast instead, when built with it).
 #ifndef TCA_IFACE_GEMM_H
 #define TCA_IFACE_GEMM_H
 #include "iface_common.h"

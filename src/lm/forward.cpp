@@ -93,7 +93,7 @@ void rms_norm(const float* x, int T, int dim, const std::vector<float>& weight, 
     }
 }
 
-void rope_to_heads(const float* y, int T, int heads, int hd, double theta, float* out) {
+void rope_to_heads(const float* y, int T, int heads, int hd, double theta, float* out, int pos0) {
     const int half = hd / 2;
     // Angles in double: at position 16383 float32 would already be off by ~1e-3 rad.
     std::vector<double> freq(static_cast<size_t>(half));
@@ -101,7 +101,7 @@ void rope_to_heads(const float* y, int T, int heads, int hd, double theta, float
     std::vector<float> cs(static_cast<size_t>(half)), sn(static_cast<size_t>(half));
     for (int t = 0; t < T; ++t) {
         for (int j = 0; j < half; ++j) {
-            const double a = double(t) * freq[size_t(j)];
+            const double a = double(pos0 + t) * freq[size_t(j)];
             cs[size_t(j)] = float(std::cos(a)), sn[size_t(j)] = float(std::sin(a));
         }
         for (int h = 0; h < heads; ++h) {
@@ -115,72 +115,101 @@ void rope_to_heads(const float* y, int T, int heads, int hd, double theta, float
     }
 }
 
-WindowResult forward(const Model& m, tca::Context& ctx, const uint8_t* bytes, int T, const ForwardOptions& opt) {
+void run_layers(const Model& m, std::vector<float>& x, int T, int pos0, const LayerAttention& attention, int threads,
+                const QkvSink& on_qkv, double* matmul_seconds, double* attention_seconds) {
     const Config& c = m.cfg;
-    require(T >= 2, TCA_ERROR_INVALID_ARGUMENT, fmt::format("a window of {} bytes predicts nothing; need at least 2", T));
-    if (opt.profile) {
-        const auto ps = opt.profile->shape();
-        require(ps.layers == c.n_layers && ps.q_heads == c.n_heads && ps.kv_heads == c.n_kv_heads &&
-                    ps.head_dim == c.head_dim,
-                TCA_ERROR_SHAPE_MISMATCH,
-                fmt::format("the profile is for {} layers, {} query / {} KV heads, head dim {}; the model has {}, {} / "
-                            "{}, {}",
-                            ps.layers, ps.q_heads, ps.kv_heads, ps.head_dim, c.n_layers, c.n_heads, c.n_kv_heads,
-                            c.head_dim));
-    }
     const int D = c.dim, Hq = c.n_heads, Hkv = c.n_kv_heads, hd = c.head_dim, F = c.ffn_dim;
     const size_t qn = size_t(T) * Hq * hd, kvn = size_t(T) * Hkv * hd;
-    WindowResult res;
-    res.layers.resize(size_t(c.n_layers));
-
-    std::vector<float> x(size_t(T) * D), n(size_t(T) * D), tmp(size_t(T) * std::max<size_t>(D, Hq * hd));
-    for (int t = 0; t < T; ++t)
-        std::copy(m.tok_emb.begin() + size_t(bytes[t]) * D, m.tok_emb.begin() + size_t(bytes[t] + 1) * D,
-                  x.begin() + size_t(t) * D);
+    std::vector<float> n(size_t(T) * D), tmp(size_t(T) * std::max<size_t>(D, Hq * hd));
     std::vector<float> yq(qn), yk(kvn), yv(kvn), q(qn), k(kvn), v(kvn), att(qn);
     std::vector<float> a(size_t(T) * F), b(size_t(T) * F);
-
+    double mm = 0, at = 0;
     for (int l = 0; l < c.n_layers; ++l) {
         const Layer& L = m.layers[size_t(l)];
         auto t0 = Clock::now();
         rms_norm(x.data(), T, D, L.attn_norm, c.norm_eps, n.data());
-        matmul(n.data(), T, L.wq, yq.data(), opt.threads);
-        matmul(n.data(), T, L.wk, yk.data(), opt.threads);
-        matmul(n.data(), T, L.wv, yv.data(), opt.threads);
-        rope_to_heads(yq.data(), T, Hq, hd, c.rope_theta, q.data());
-        rope_to_heads(yk.data(), T, Hkv, hd, c.rope_theta, k.data());
+        matmul(n.data(), T, L.wq, yq.data(), threads);
+        matmul(n.data(), T, L.wk, yk.data(), threads);
+        matmul(n.data(), T, L.wv, yv.data(), threads);
+        rope_to_heads(yq.data(), T, Hq, hd, c.rope_theta, q.data(), pos0);
+        rope_to_heads(yk.data(), T, Hkv, hd, c.rope_theta, k.data(), pos0);
         tokens_to_heads(yv.data(), T, Hkv, hd, v.data());
-        if (opt.on_qkv) opt.on_qkv(l, q, k, v);
-        res.matmul_seconds += since(t0);
+        if (on_qkv) on_qkv(l, q, k, v);
+        mm += since(t0);
 
         t0 = Clock::now();
-        const std::vector<float> o = attend(m, ctx, l, T, q, k, v, opt, res.layers[size_t(l)]);
-        res.attention_seconds += since(t0);
+        const std::vector<float> o = attention(l, q, k, v);
+        at += since(t0);
 
         t0 = Clock::now();
         heads_to_tokens(o.data(), T, Hq, hd, att.data());
-        matmul(att.data(), T, L.wo, tmp.data(), opt.threads);
+        matmul(att.data(), T, L.wo, tmp.data(), threads);
         for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
         rms_norm(x.data(), T, D, L.ffn_norm, c.norm_eps, n.data());
-        matmul(n.data(), T, L.w1, a.data(), opt.threads);
-        matmul(n.data(), T, L.w3, b.data(), opt.threads);
+        matmul(n.data(), T, L.w1, a.data(), threads);
+        matmul(n.data(), T, L.w3, b.data(), threads);
         for (size_t i = 0; i < a.size(); ++i) a[i] = a[i] / (1.f + std::exp(-a[i])) * b[i];  // silu(w1 x) * w3 x
-        matmul(a.data(), T, L.w2, tmp.data(), opt.threads);
+        matmul(a.data(), T, L.w2, tmp.data(), threads);
         for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
-        res.matmul_seconds += since(t0);
+        mm += since(t0);
     }
+    if (matmul_seconds) *matmul_seconds += mm;
+    if (attention_seconds) *attention_seconds += at;
+}
+
+std::vector<float> embed(const Model& m, const uint8_t* bytes, int T) {
+    const int D = m.cfg.dim;
+    std::vector<float> x(size_t(T) * D);
+    for (int t = 0; t < T; ++t)
+        std::copy(m.tok_emb.begin() + size_t(bytes[t]) * D, m.tok_emb.begin() + size_t(bytes[t] + 1) * D,
+                  x.begin() + size_t(t) * D);
+    return x;
+}
+
+std::vector<float> output_logits(const Model& m, const std::vector<float>& x, int T, int threads) {
+    const Config& c = m.cfg;
+    std::vector<float> n(size_t(T) * c.dim), logits(size_t(T) * c.vocab);
+    rms_norm(x.data(), T, c.dim, m.norm, c.norm_eps, n.data());
+    matmul(n.data(), T, m.output, logits.data(), threads);
+    return logits;
+}
+
+void check_profile_shape(const Model& m, const tca::Profile* profile) {
+    if (!profile) return;
+    const Config& c = m.cfg;
+    const auto ps = profile->shape();
+    require(ps.layers == c.n_layers && ps.q_heads == c.n_heads && ps.kv_heads == c.n_kv_heads && ps.head_dim == c.head_dim,
+            TCA_ERROR_SHAPE_MISMATCH,
+            fmt::format("the profile is for {} layers, {} query / {} KV heads, head dim {}; the model has {}, {} / {}, {}",
+                        ps.layers, ps.q_heads, ps.kv_heads, ps.head_dim, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim));
+}
+
+WindowResult forward(const Model& m, tca::Context& ctx, const uint8_t* bytes, int T, const ForwardOptions& opt) {
+    const Config& c = m.cfg;
+    require(T >= 2, TCA_ERROR_INVALID_ARGUMENT, fmt::format("a window of {} bytes predicts nothing; need at least 2", T));
+    check_profile_shape(m, opt.profile);
+    WindowResult res;
+    res.layers.resize(size_t(c.n_layers));
+    std::vector<float> x = embed(m, bytes, T);
+    run_layers(
+        m, x, T, 0,
+        [&](int l, const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v) {
+            return attend(m, ctx, l, T, q, k, v, opt, res.layers[size_t(l)]);
+        },
+        opt.threads, opt.on_qkv, &res.matmul_seconds, &res.attention_seconds);
 
     auto t0 = Clock::now();
-    rms_norm(x.data(), T, D, m.norm, c.norm_eps, n.data());
-    std::vector<float> logits(size_t(T) * c.vocab);
-    matmul(n.data(), T, m.output, logits.data(), opt.threads);
+    std::vector<float> logits = output_logits(m, x, T, opt.threads);
     // -log2 softmax(logits[t])[bytes[t+1]], in double.
+    res.position_bits.resize(size_t(T - 1));
     for (int t = 0; t + 1 < T; ++t) {
         const float* z = logits.data() + size_t(t) * c.vocab;
         const double mx = *std::max_element(z, z + c.vocab);
         double sum = 0;
         for (int j = 0; j < c.vocab; ++j) sum += std::exp(double(z[j]) - mx);
-        res.bits += (std::log(sum) - (double(z[bytes[t + 1]]) - mx)) / std::log(2.0);
+        const double bits = (std::log(sum) - (double(z[bytes[t + 1]]) - mx)) / std::log(2.0);
+        res.position_bits[size_t(t)] = float(bits);
+        res.bits += bits;
     }
     res.predicted = T - 1;
     res.matmul_seconds += since(t0);

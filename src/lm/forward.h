@@ -40,6 +40,7 @@ struct LayerStats {
 
 struct WindowResult {
     double bits = 0;        // sum over predicted positions of -log2 p(next byte)
+    std::vector<float> position_bits;  // [T - 1]: -log2 p(bytes[t + 1]) for each t
     int predicted = 0;      // T - 1: every byte but the first is predicted from the ones before it
     std::vector<float> logits;  // [T, vocab] when keep_logits
     std::vector<LayerStats> layers;
@@ -52,8 +53,23 @@ WindowResult forward(const Model& m, tca::Context& ctx, const uint8_t* bytes, in
 // Pieces of the forward pass, exposed for the tests.
 // y[t] = x[t] / sqrt(mean(x[t]^2) + eps) * weight, rows of width dim.
 void rms_norm(const float* x, int T, int dim, const std::vector<float>& weight, float eps, float* y);
-// Rotate-half RoPE on a projection output y [T, H*hd] (token-major), written head-major to
-// out [H, T, hd].
-void rope_to_heads(const float* y, int T, int heads, int head_dim, double theta, float* out);
+// Rotate-half RoPE on a projection output y [T, H*hd] (token-major) at positions pos0 .. pos0+T-1,
+// written head-major to out [H, T, hd].
+void rope_to_heads(const float* y, int T, int heads, int head_dim, double theta, float* out, int pos0 = 0);
+
+// The layer stack over T tokens at positions pos0 .. pos0+T-1 (x [T, dim] in, the residual stream
+// after the last layer out), with each layer's attention left to `attention` (layer, q, k, v after
+// RoPE, head-major) -> o [Hq, T, hd]: forward() uses a fresh tca_cache per window, the generator
+// (lm/generate.h) one per layer kept across its decode steps.
+using LayerAttention =
+    std::function<std::vector<float>(int layer, const std::vector<float>& q, const std::vector<float>& k,
+                                     const std::vector<float>& v)>;
+void run_layers(const Model& m, std::vector<float>& x, int T, int pos0, const LayerAttention& attention, int threads,
+                const QkvSink& on_qkv = nullptr, double* matmul_seconds = nullptr, double* attention_seconds = nullptr);
+// Token embeddings of bytes[0 .. T) ([T, dim]); the logits [T, vocab] of a residual stream.
+std::vector<float> embed(const Model& m, const uint8_t* bytes, int T);
+std::vector<float> output_logits(const Model& m, const std::vector<float>& x, int T, int threads);
+// TCA_ERROR_SHAPE_MISMATCH unless the profile (when given) was made for the model's shape.
+void check_profile_shape(const Model& m, const tca::Profile* profile);
 
 }  // namespace tca::detail::lm

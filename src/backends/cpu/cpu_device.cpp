@@ -12,6 +12,7 @@
 #include "core/checked.h"
 #include "device/backends.h"
 #include "device/fault_injection.h"
+#include "iface/iface_fma.h"
 
 namespace tca::detail {
 
@@ -320,6 +321,23 @@ public:
         }
     }
     bool gemm_supported(DType) const override { return true; }
+    // The recurrence of src/iface/iface_fma.h in double, whatever the dtype: the reference value the
+    // kernels' f32 and f16 arithmetic are compared with (tests), and a host-loop rate (reports).
+    void fma_probe(const FmaArgs& a) override {
+        validate(a);
+        Timer t(this, Op::fma);
+        float* out = reinterpret_cast<float*>(base_of(a.out));
+        for (uint32_t i = 0; i < a.items; ++i) {
+            double x[TCA_FMA_CHAINS];
+            for (uint32_t c = 0; c < TCA_FMA_CHAINS; ++c) x[c] = double(TCA_FMA_SEED(i, c)) / 64.0;
+            for (uint32_t r = 0; r < a.iters; ++r)
+                for (double& v : x) v = v * double(a.a) + double(a.b);
+            double s = 0;
+            for (double v : x) s += v;
+            out[i] = static_cast<float>(s);
+        }
+    }
+    bool fma_supported(DType) const override { return true; }
     std::string gemm_engine(DType) const override { return "host loop (reference, double accumulation)"; }
 
 private:

@@ -130,10 +130,18 @@ public:
     void colsum(const ColsumArgs& a) override;
     void stream_copy(const CopyArgs& a) override;
     void gemm(const GemmArgs& a) override;
-    bool gemm_supported(DType t) const override { return t == DType::f32 || info_.fp16_arithmetic; }
+    // The GEMM is CLBlast's (ops_gemm_clblast.cpp); a build without CLBlast compiles
+    // ops_gemm_without_clblast.cpp instead, where it is unsupported (the roofline's peak is the
+    // multiply-add probe; the GEMM is only a reference line).
+    bool gemm_supported(DType t) const override {
+        return clblast_built() && (t == DType::f32 || info_.fp16_arithmetic);
+    }
     std::string gemm_engine(DType t) const override {
         return gemm_supported(t) ? (t == DType::f32 ? "CLBlast SGEMM" : "CLBlast HGEMM") : "";
     }
+    static bool clblast_built();
+    void fma_probe(const FmaArgs& a) override;
+    bool fma_supported(DType t) const override { return t == DType::f32 || info_.fp16_arithmetic; }
 
     // ---- test hooks ----
     opencl_testing::ProgramCacheStats cache_stats() const { return stats_; }

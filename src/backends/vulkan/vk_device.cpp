@@ -19,6 +19,7 @@ VulkanDevice::VulkanDevice(int index, const BackendOptions& options) : options_(
     info_ = device_info(pi_, index);
     tuning_ = choose_tuning(info_, options.tuning);
     use_fp16_storage_ = pi_.storage16 && !env_flag("TCA_VULKAN_DISABLE_FP16_STORAGE");
+    use_float16_ = pi_.float16;  // f16 arithmetic: the f16 roofline probe only
     use_subgroups_ = subgroups_usable(pi_) && !env_flag("TCA_VULKAN_DISABLE_SUBGROUPS");
     staging_only_ = env_flag("TCA_VULKAN_FORCE_STAGING");
     log_pipelines_ = env_flag("TCA_VULKAN_LOG_PIPELINES");
@@ -55,6 +56,7 @@ VulkanDevice::VulkanDevice(const VulkanExternal& ext, const BackendOptions& opti
     info_.name = "vulkan:external";
     tuning_ = choose_tuning(info_, options.tuning);
     use_fp16_storage_ = pi_.storage16 && ext.storage_buffer_16bit && !env_flag("TCA_VULKAN_DISABLE_FP16_STORAGE");
+    use_float16_ = pi_.float16 && ext.shader_float16;
     use_subgroups_ = subgroups_usable(pi_) && !env_flag("TCA_VULKAN_DISABLE_SUBGROUPS");
     staging_only_ = env_flag("TCA_VULKAN_FORCE_STAGING");
     log_pipelines_ = env_flag("TCA_VULKAN_LOG_PIPELINES");
@@ -97,6 +99,11 @@ void VulkanDevice::create_device() {
     VkPhysicalDevice16BitStorageFeatures s16{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES};
     s16.storageBuffer16BitAccess = use_fp16_storage_ ? VK_TRUE : VK_FALSE;
     f2.pNext = &s16;
+    VkPhysicalDeviceShaderFloat16Int8Features f16{VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
+    if (use_float16_) {  // pi_.float16 implies Vulkan 1.2, where the structure is core
+        f16.shaderFloat16 = VK_TRUE;
+        s16.pNext = &f16;
+    }
     uint32_t n = 0;
     vkEnumerateDeviceExtensionProperties(ctx_->phys, nullptr, &n, nullptr);
     std::vector<VkExtensionProperties> exts(n);

@@ -107,6 +107,8 @@ public:
     void gemm(const GemmArgs& a) override;
     bool gemm_supported(DType t) const override { return t == DType::f32; }
     std::string gemm_engine(DType t) const override { return t == DType::f32 ? "tca gemm.comp (f32)" : ""; }
+    void fma_probe(const FmaArgs& a) override;
+    bool fma_supported(DType t) const override { return t == DType::f32 || use_float16_; }
 
     // ---- test hooks (vk_device.cpp) ----
     size_t cache_bytes_loaded() const { return cache_bytes_loaded_; }
@@ -214,7 +216,7 @@ private:
     std::shared_ptr<MemoryPools> pools_;
     PhysInfo pi_;
     DeviceInfo info_;
-    bool use_fp16_storage_ = false, use_subgroups_ = false, staging_only_ = false, log_pipelines_ = false;
+    bool use_fp16_storage_ = false, use_float16_ = false, use_subgroups_ = false, staging_only_ = false, log_pipelines_ = false;
 
     VkQueue queue_ = VK_NULL_HANDLE;
     VkCommandPool cmd_pool_ = VK_NULL_HANDLE;

@@ -1,10 +1,14 @@
-// OpenCL backend, roofline probe gemm: CLBlast's tuned GEMM.
+// OpenCL backend, roofline reference line gemm: CLBlast's tuned GEMM. Built only with CLBlast
+// (TCA_WITH_CLBLAST; cmake/tca_backends.cmake puts every path naming clblast in that bucket);
+// otherwise ops_gemm_without_clblast.cpp defines the same members.
 #include <clblast.h>
 
 #include "backends/opencl/cl_device.h"
 #include "core/checked.h"
 
 namespace tca::detail::opencl {
+
+bool OpenCLDevice::clblast_built() { return true; }
 
 // CLBlast's tuned GEMM. It may enqueue several kernels (padding, transposes), so the op is
 // timed between two markers rather than by one kernel's event.
