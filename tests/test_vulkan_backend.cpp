@@ -190,7 +190,7 @@ TEST_P(VulkanOps, MetricRankSelectMatchReference) {
         EXPECT_LE(nmse(metric(reference()), metric(dev)), 1e-10) << "metric nb=" << nb;
         // rank, on h with ties
         const auto h = tied_scores(size_t(heads) * nb, 42);
-        auto rank = [&, heads = heads, n_global = n_global, block = block, stride = stride](Device& x) {
+        auto rank = [&, heads = heads](Device& x) {
             auto th = make_floats(x, h);
             auto to = make_empty(x, size_t(heads) * nb);
             RankArgs a;
@@ -239,7 +239,7 @@ TEST_P(VulkanOps, GatherMatchesReference) {
         const std::vector<int32_t> count = {20, 0, 33};
         std::vector<int32_t> idx(size_t(heads) * 40);
         for (size_t i = 0; i < idx.size(); ++i) idx[i] = int32_t((i * 7) % 60);
-        auto run = [&](Device& x, std::vector<int32_t>* lens, std::vector<int32_t>* pos) {
+        auto run = [&, dt = dt, pad = pad](Device& x, std::vector<int32_t>* lens, std::vector<int32_t>* pos) {
             auto sk = make_tensor(x, dt, heads, src_len, d, k, pad), sv = make_tensor(x, dt, heads, src_len, d, v);
             const auto zeros = std::vector<float>(size_t(heads) * dst_len * d, 0.f);
             auto dk = make_tensor(x, dt, heads, dst_len, d, zeros, pad), dv = make_tensor(x, dt, heads, dst_len, d, zeros, 2 * pad);
@@ -281,7 +281,7 @@ TEST_P(VulkanOps, ColsumMatchesReference) {
         auto q = randn(size_t(hq) * len * d, 61, 1.5f);
         auto k = randn(size_t(hkv) * len * d, 62);
         if (dt == DType::f16) k = round_to_half(k);
-        auto run = [&](Device& x) {
+        auto run = [&, hq = hq, hkv = hkv, len = len, d = d, dt = dt](Device& x) {
             auto tq = make_tensor(x, DType::f32, hq, len, d, q);
             auto tk = make_tensor(x, dt, hkv, len, d, k, 4);
             auto tc = make_empty(x, size_t(hkv) * len);
