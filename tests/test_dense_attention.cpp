@@ -89,7 +89,9 @@ TEST_P(DensePrefill, MatchesReference) {
 class DenseDecode : public ::testing::TestWithParam<std::tuple<std::string, DenseCase>> {};
 
 TEST_P(DenseDecode, StepByStepMatchesReference) {
-    const auto& [dev_name, c] = GetParam();
+    // Not a structured binding: the lambda below captures c (C++17 allows that of a variable only).
+    const std::string& dev_name = std::get<0>(GetParam());
+    const DenseCase& c = std::get<1>(GetParam());
     Device& dev = device(dev_name);
     Device& ref = reference();
     const Inputs in = make_inputs(c, 1, 99);

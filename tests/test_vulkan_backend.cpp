@@ -147,7 +147,8 @@ TEST_P(VulkanOps, ScoreMatchesReference) {
         auto k = randn(size_t(hkv) * len * d, 32);
         if (dt == DType::f16) k = round_to_half(k);
         const int stride = len + 3;
-        auto run = [&](Device& x) {
+        // Structured bindings are captured by copy, by name: C++17 cannot capture them implicitly.
+        auto run = [&, hq = hq, hkv = hkv, len = len, d = d, n_keys = n_keys, dt = dt](Device& x) {
             auto tq = make_tensor(x, DType::f32, hq, 5, d, q, 4);
             auto tk = make_tensor(x, dt, hkv, len, d, k);
             auto ts = make_empty(x, size_t(hkv) * stride);
@@ -177,7 +178,7 @@ TEST_P(VulkanOps, MetricRankSelectMatchReference) {
         const int nb = n_blocks_of(n_global, block);
         const auto s = tied_scores(size_t(heads) * stride, 41);
         // metric
-        auto metric = [&](Device& x) {
+        auto metric = [&, heads = heads, n_global = n_global, block = block, stride = stride](Device& x) {
             auto ts = make_floats(x, s);
             auto th = make_empty(x, size_t(heads) * nb);
             MetricArgs a;
@@ -189,7 +190,7 @@ TEST_P(VulkanOps, MetricRankSelectMatchReference) {
         EXPECT_LE(nmse(metric(reference()), metric(dev)), 1e-10) << "metric nb=" << nb;
         // rank, on h with ties
         const auto h = tied_scores(size_t(heads) * nb, 42);
-        auto rank = [&](Device& x) {
+        auto rank = [&, heads = heads](Device& x) {
             auto th = make_floats(x, h);
             auto to = make_empty(x, size_t(heads) * nb);
             RankArgs a;
@@ -205,7 +206,7 @@ TEST_P(VulkanOps, MetricRankSelectMatchReference) {
         for (int hh = 0; hh < heads; ++hh)
             for (int r = 0; r < nb; ++r) budget[size_t(hh) * nb + r] = std::max(1, block - (r * block) / std::max(1, nb - 1) + (hh % 2));
         const int idx_stride = n_global + 5;
-        auto select = [&](Device& x, std::vector<int32_t>* count) {
+        auto select = [&, heads = heads, n_global = n_global, block = block, stride = stride](Device& x, std::vector<int32_t>* count) {
             auto ts = make_floats(x, s);
             auto to = make_ints(x, order);
             auto tb = make_ints(x, budget);
@@ -238,7 +239,7 @@ TEST_P(VulkanOps, GatherMatchesReference) {
         const std::vector<int32_t> count = {20, 0, 33};
         std::vector<int32_t> idx(size_t(heads) * 40);
         for (size_t i = 0; i < idx.size(); ++i) idx[i] = int32_t((i * 7) % 60);
-        auto run = [&](Device& x, std::vector<int32_t>* lens, std::vector<int32_t>* pos) {
+        auto run = [&, dt = dt, pad = pad](Device& x, std::vector<int32_t>* lens, std::vector<int32_t>* pos) {
             auto sk = make_tensor(x, dt, heads, src_len, d, k, pad), sv = make_tensor(x, dt, heads, src_len, d, v);
             const auto zeros = std::vector<float>(size_t(heads) * dst_len * d, 0.f);
             auto dk = make_tensor(x, dt, heads, dst_len, d, zeros, pad), dv = make_tensor(x, dt, heads, dst_len, d, zeros, 2 * pad);
@@ -280,7 +281,7 @@ TEST_P(VulkanOps, ColsumMatchesReference) {
         auto q = randn(size_t(hq) * len * d, 61, 1.5f);
         auto k = randn(size_t(hkv) * len * d, 62);
         if (dt == DType::f16) k = round_to_half(k);
-        auto run = [&](Device& x) {
+        auto run = [&, hq = hq, hkv = hkv, len = len, d = d, dt = dt](Device& x) {
             auto tq = make_tensor(x, DType::f32, hq, len, d, q);
             auto tk = make_tensor(x, dt, hkv, len, d, k, 4);
             auto tc = make_empty(x, size_t(hkv) * len);
