@@ -10,6 +10,7 @@
 // to its last launch's end.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <string>
 #include <utility>
@@ -107,8 +108,16 @@ public:
     // released (never freed) when the last view of it goes.
     Buffer wrap(cl_mem m);
 
-    void finish() override { check(clFinish(queue_.get()), "clFinish"); }
-    void flush() override { check(clFlush(queue_.get()), "clFlush"); }
+    void finish() override {
+        ++counters_.waits;
+        check(clFinish(queue_.get()), "clFinish");
+    }
+    void flush() override {
+        ++counters_.submits;
+        check(clFlush(queue_.get()), "clFlush");
+    }
+    void submit() override { flush(); }
+    void update(const BufView& dst, const void* src, size_t bytes) override;
     // Timings need events with timestamps, which only a queue made with profiling has.
     void set_profiling(bool on) override;
     std::vector<OpTiming> take_timings() override;
@@ -223,6 +232,11 @@ private:
         MemHandle mem;
         size_t bytes = 0;
     };
+    // Host memory a non-blocking write reads from, until its event completes (update()).
+    struct StagingChunk {
+        std::vector<unsigned char> bytes;
+        EventHandle busy;
+    };
 
     void setup();
     static cl_command_queue_properties device_value_of_queue(cl_command_queue q, cl_command_queue_info param);
@@ -241,6 +255,7 @@ private:
     Scratch scratch_[kScratchSlots];
     PendingTiming* current_ = nullptr;
     std::vector<PendingTiming> pending_;
+    std::deque<StagingChunk> staging_;  // destroyed after the destructor's clFinish
     opencl_testing::ProgramCacheStats stats_;
 };
 
