@@ -417,6 +417,19 @@ TCA_API tca_status tca_context_create_opencl(struct _cl_context* context, struct
 TCA_API tca_status tca_tensor_wrap_opencl(tca_context* ctx, struct _cl_mem* buffer, size_t offset,
                                           const tca_tensor_desc* desc, tca_tensor** out);
 
+/* Events, for runtimes that order work across queues with cl_events (CLBlast's shape).  Both work
+ * on any OpenCL context (interop or "opencl:N"); on another device they are TCA_ERROR_INVALID_ARGUMENT.
+ *  - tca_context_opencl_wait_for: the next call (and everything the context enqueues after it)
+ *    starts only once all `n` events have completed: a barrier with them as its wait list goes
+ *    into the context's in-order queue now.  The events must belong to the context's cl_context
+ *    (user events included); they are not retained past this call (the queue holds what it needs).
+ *  - tca_context_opencl_last_event: *event gets the event of the last attention call's last command
+ *    (a marker enqueued as the call ends, before its clFlush), retained for you: release it with
+ *    clReleaseEvent.  It completes when the call's outputs are written.  NULL before the first call. */
+struct _cl_event;
+TCA_API tca_status tca_context_opencl_wait_for(tca_context* ctx, uint32_t n, struct _cl_event* const* events);
+TCA_API tca_status tca_context_opencl_last_event(tca_context* ctx, struct _cl_event** event);
+
 /* Optional device features your VkDevice was created with (bits of enabled_features). */
 #define TCA_VULKAN_FEATURE_STORAGE_BUFFER_16BIT 0x1u /* VkPhysicalDevice16BitStorageFeatures::storageBuffer16BitAccess */
 

@@ -112,10 +112,13 @@ public:
         ++counters_.waits;
         check(clFinish(queue_.get()), "clFinish");
     }
-    void flush() override {
-        ++counters_.submits;
-        check(clFlush(queue_.get()), "clFlush");
-    }
+    // The end of every call: a marker whose event is the call's last command (last_event()), then
+    // the queue is flushed.
+    void flush() override;
+    // Gates everything enqueued from now on on `events` (a barrier with them as its wait list).
+    void wait_for(const std::vector<cl_event>& events);
+    // The last call's closing marker, retained for the caller; null before the first call.
+    cl_event last_event();
     void submit() override { flush(); }
     void update(const BufView& dst, const void* src, size_t bytes) override;
     // Timings need events with timestamps, which only a queue made with profiling has.
@@ -256,6 +259,7 @@ private:
     PendingTiming* current_ = nullptr;
     std::vector<PendingTiming> pending_;
     std::deque<StagingChunk> staging_;  // destroyed after the destructor's clFinish
+    EventHandle last_event_;
     opencl_testing::ProgramCacheStats stats_;
 };
 
