@@ -322,6 +322,38 @@ TCA_API tca_status tca_context_last_stats(const tca_context* ctx, tca_call_stats
 /* Blocks until all work submitted to the context is done. */
 TCA_API tca_status tca_context_finish(tca_context* ctx);
 
+/* ---- execution model and host-side costs ---------------------------------------------------
+ *
+ * On a context made by tca_context_create, attention calls (tca_dense_*, tca_cache_prefill,
+ * tca_cache_decode) enqueue their work and return: the device runs it while the host goes on.
+ * What waits for it: tca_tensor_download, tca_cache_size, tca_cache_kept_positions,
+ * tca_context_last_stats (for the kept-token count, and for the timings while profiling is on),
+ * tca_calibrate and tca_context_finish.  tca_tensor_upload copies the caller's memory before it
+ * returns; it waits only when queued work still uses the tensor (Vulkan), or always (OpenCL's
+ * blocking write), and never makes a later call wait.  Results are the same as the blocking
+ * behaviour of earlier versions, bit for bit; a caller who wants it calls tca_context_finish
+ * after each call.
+ *
+ * Once a cache exists (and one warm-up call of the same prompt length has grown the backends'
+ * internal scratch), tca_cache_prefill and tca_cache_decode make no device-to-host transfer, no
+ * blocking wait and no device allocation: the workspace is sized at creation from max_tokens,
+ * and the kept counts and positions stay on the device until one of the calls above asks.
+ *
+ * Interop contexts (tca_context_create_opencl / _vulkan) keep their rule: each call ends by
+ * handing its work to your queue (clFlush; on Vulkan a submit that the call waits for). */
+
+/* What a context's device has done to the host since the context was made (monotonic counts):
+ * the cost a hot path must not hide.  Fields past the caller's struct_size are not written. */
+typedef struct tca_counters {
+    size_t struct_size;    /* set to sizeof(tca_counters) by the caller */
+    uint64_t submits;      /* work handed to the queue: vkQueueSubmit, clFlush */
+    uint64_t waits;        /* blocking host syncs: fence waits, clFinish, blocking transfers */
+    uint64_t readbacks;    /* device-to-host transfers */
+    uint64_t allocations;  /* device buffer allocations, staging buffers included */
+} tca_counters;
+
+TCA_API tca_status tca_context_counters(const tca_context* ctx, tca_counters* counters);
+
 /* ---- zero-copy interop: your OpenCL or Vulkan objects ----------------------------------------
  *
  * A runtime that already holds Q/K/V on its GPU creates a context on its own cl_context / VkDevice
@@ -416,6 +448,19 @@ TCA_API tca_status tca_context_create_opencl(struct _cl_context* context, struct
  * cl_mem is retained by the tensor and released by tca_tensor_destroy. */
 TCA_API tca_status tca_tensor_wrap_opencl(tca_context* ctx, struct _cl_mem* buffer, size_t offset,
                                           const tca_tensor_desc* desc, tca_tensor** out);
+
+/* Events, for runtimes that order work across queues with cl_events (CLBlast's shape).  Both work
+ * on any OpenCL context (interop or "opencl:N"); on another device they are TCA_ERROR_INVALID_ARGUMENT.
+ *  - tca_context_opencl_wait_for: the next call (and everything the context enqueues after it)
+ *    starts only once all `n` events have completed: a barrier with them as its wait list goes
+ *    into the context's in-order queue now.  The events must belong to the context's cl_context
+ *    (user events included); they are not retained past this call (the queue holds what it needs).
+ *  - tca_context_opencl_last_event: *event gets the event of the last attention call's last command
+ *    (a marker enqueued as the call ends, before its clFlush), retained for you: release it with
+ *    clReleaseEvent.  It completes when the call's outputs are written.  NULL before the first call. */
+struct _cl_event;
+TCA_API tca_status tca_context_opencl_wait_for(tca_context* ctx, uint32_t n, struct _cl_event* const* events);
+TCA_API tca_status tca_context_opencl_last_event(tca_context* ctx, struct _cl_event** event);
 
 /* Optional device features your VkDevice was created with (bits of enabled_features). */
 #define TCA_VULKAN_FEATURE_STORAGE_BUFFER_16BIT 0x1u /* VkPhysicalDevice16BitStorageFeatures::storageBuffer16BitAccess */

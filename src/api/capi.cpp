@@ -53,10 +53,18 @@ void tca_context::begin_call() {
 }
 
 void tca_context::end_call(int64_t kept_tokens) {
+    end_call([kept_tokens] { return kept_tokens; });
+}
+
+void tca_context::end_call(std::function<int64_t()> kept_tokens) {
     last_stats = tca_call_stats{};
     last_stats.struct_size = sizeof(tca_call_stats);
-    last_stats.kept_tokens = kept_tokens;
-    if (external) device->flush();
+    last_stats.kept_tokens = -1;
+    kept_reader = std::move(kept_tokens);
+    if (external)
+        device->flush();
+    else
+        device->submit();
     if (!device->profiling()) return;
     for (const auto& t : device->take_timings()) {
         double* slot = nullptr;
@@ -176,8 +184,24 @@ TCA_API tca_status tca_context_set_profiling(tca_context* ctx, int on) {
 
 TCA_API tca_status tca_context_last_stats(const tca_context* ctx, tca_call_stats* stats) {
     return guarded([&] {
-        const tca_context* c = check_ctx(const_cast<tca_context*>(ctx));
+        tca_context* c = check_ctx(const_cast<tca_context*>(ctx));
+        api::known_bytes(stats, "stats");
+        if (c->kept_reader) {  // the last call's kept count, read once (the only wait of the stats without profiling)
+            c->last_stats.kept_tokens = c->kept_reader();
+            c->kept_reader = nullptr;
+        }
         api::write_struct(stats, c->last_stats, "stats");
+    });
+}
+
+TCA_API tca_status tca_context_counters(const tca_context* ctx, tca_counters* counters) {
+    return guarded([&] {
+        const tca_context* c = check_ctx(const_cast<tca_context*>(ctx));
+        api::known_bytes(counters, "counters");
+        const DeviceCounters d = c->device->counters();
+        tca_counters out{};
+        out.submits = d.submits, out.waits = d.waits, out.readbacks = d.readbacks, out.allocations = d.allocations;
+        api::write_struct(counters, out, "counters");
     });
 }
 

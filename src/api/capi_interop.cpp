@@ -116,6 +116,21 @@ TCA_API tca_status tca_tensor_wrap_opencl(tca_context* ctx, struct _cl_mem* buff
     });
 }
 
+TCA_API tca_status tca_context_opencl_wait_for(tca_context* ctx, uint32_t n, struct _cl_event* const* events) {
+    return api::guarded([&] {
+        check_ctx(ctx);
+        opencl_wait_for(ctx->device->backend(), n, reinterpret_cast<void* const*>(events));
+    });
+}
+
+TCA_API tca_status tca_context_opencl_last_event(tca_context* ctx, struct _cl_event** event) {
+    return api::guarded([&] {
+        check_ctx(ctx);
+        require(event != nullptr, TCA_ERROR_INVALID_ARGUMENT, "event is null");
+        *event = static_cast<struct _cl_event*>(opencl_last_event(ctx->device->backend()));
+    });
+}
+
 TCA_API tca_status tca_tensor_wrap_vulkan(tca_context* ctx, uint64_t buffer, uint64_t buffer_size, uint64_t offset,
                                           const tca_tensor_desc* desc, tca_tensor** out) {
     return api::guarded([&] {

@@ -276,7 +276,7 @@ void run_cache_call(tca_cache* cache, const tca_tensor* q, const tca_tensor* k, 
                     bool decode) {
     tca_cache* c = cache_of(cache);
     tca_context* ctx = c->ctx;
-    if (decode) require(c->session->account().tokens_seen > 0, TCA_ERROR_INVALID_ARGUMENT, "decode before prefill");
+    if (decode) require(c->session->tokens_seen() > 0, TCA_ERROR_INVALID_ARGUMENT, "decode before prefill");
     const Tensor& tq = check_tensor(ctx, q, "q")->t;
     const Tensor& tk = check_tensor(ctx, k, "k")->t;
     const Tensor& tv = check_tensor(ctx, v, "v")->t;
@@ -290,9 +290,7 @@ void run_cache_call(tca_cache* cache, const tca_tensor* q, const tca_tensor* k, 
         c->session->prefill_on_device(tq, tk, tv, to);
     c->session->admit(k->row_norm, v->row_norm);
     o->wrote_output(c->session->value_norm());
-    int64_t kept = 0;
-    for (int g : c->session->account().global) kept += g;
-    ctx->end_call(c->profile ? kept : -1);
+    ctx->end_call(c->session->kept_tokens_reader());
 }
 }  // namespace
 

@@ -2,6 +2,7 @@
 // pointer is rejected with a message instead of crashing.
 #pragma once
 
+#include <functional>
 #include <memory>
 
 #include "core/finite.h"
@@ -16,9 +17,13 @@ struct tca_context {
     // Made on the caller's OpenCL / Vulkan objects: each call ends by handing its work to the
     // caller's queue (tca.h, "zero-copy interop", for the synchronisation this gives).
     bool external = false;
-    // Brackets one API call: drops stale timings before, turns the op records into last_stats after.
+    // last_stats.kept_tokens of a cache call, read from the device only when the stats are asked for.
+    std::function<int64_t()> kept_reader;
+    // Brackets one API call: drops stale timings before, turns the op records into last_stats after,
+    // and hands the call's work to the device (library-made contexts: without waiting).
     void begin_call();
     void end_call(int64_t kept_tokens);
+    void end_call(std::function<int64_t()> kept_tokens);
 };
 
 struct tca_tensor {

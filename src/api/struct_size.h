@@ -30,6 +30,11 @@ struct FirstVersion<tca_device_info> {
     static constexpr const char* name = "tca_device_info";
 };
 template <>
+struct FirstVersion<tca_counters> {
+    static constexpr size_t size = TCA_FIELD_END(tca_counters, allocations);
+    static constexpr const char* name = "tca_counters";
+};
+template <>
 struct FirstVersion<tca_params> {
     static constexpr size_t size = TCA_FIELD_END(tca_params, alpha);
     static constexpr const char* name = "tca_params";

@@ -256,6 +256,16 @@ const char* op_name(Op op);
 Stage stage_of(Op op);
 const char* stage_name(Stage s);  // "score", ..., "other"
 
+// What a device has done to the host since it was made (tca_counters in tca.h): the host-side cost
+// that a hot path must not hide. Every backend counts; the split-device decorator forwards its
+// backend's (its own temporary buffers are the backend's allocations).
+struct DeviceCounters {
+    uint64_t submits = 0;      // work handed to the queue (vkQueueSubmit, clFlush)
+    uint64_t waits = 0;        // blocking host syncs: fence waits, clFinish, blocking transfers
+    uint64_t readbacks = 0;    // device-to-host transfers (read())
+    uint64_t allocations = 0;  // device buffer allocations, staging included
+};
+
 // One measured op.
 struct OpTiming {
     Op op = Op::attend_dense;
@@ -282,6 +292,16 @@ public:
     // Hands recorded work to the queue without necessarily waiting for it. Interop contexts call it at
     // the end of every API call so that the caller's later submissions to the same queue run after it.
     virtual void flush() { finish(); }
+    // Hands recorded work to the device and returns without waiting (library-made contexts call it at
+    // the end of every API call, so the device starts while the host goes on). Never blocks, except
+    // where a backend's ring of in-flight submissions is full (counted as a wait).
+    virtual void submit() {}
+    // Enqueues a host-to-device write of `bytes` from src and returns: src is copied before the call
+    // returns (the caller may reuse it at once), nothing waits, and nothing is allocated once the
+    // backend's staging has grown to the largest request. Ordered with the ops like any command.
+    // dst.offset and bytes must be multiples of 4. The default (a backend that runs ops at once) is write().
+    virtual void update(const BufView& dst, const void* src, size_t bytes) { write(dst, src, bytes); }
+    virtual DeviceCounters counters() const { return counters_; }
 
     // Ops (enqueued; see the argument structs for semantics).
     virtual void prefill(const PrefillArgs& a) = 0;
@@ -321,6 +341,7 @@ public:
 
 protected:
     bool profiling_ = false;
+    DeviceCounters counters_;
 };
 
 // ---- helpers shared by backends ---------------------------------------------------------------

@@ -20,6 +20,12 @@ std::unique_ptr<Device> make_opencl_device_external(void* context, void* device,
 // The caller's cl_mem as a buffer of `dev` (retained while the Buffer lives; never freed by us).
 Buffer opencl_wrap_buffer(Device& dev, void* mem);
 
+// Events (tca_context_opencl_wait_for / _last_event): gates every command enqueued after this call
+// on `events` (a barrier with that wait list in the in-order queue); the last attention call's
+// closing marker, retained for the caller (null before the first call).
+void opencl_wait_for(Device& dev, uint32_t n, void* const* events);
+void* opencl_last_event(Device& dev);
+
 struct VulkanExternal {
     void* instance = nullptr;
     void* physical_device = nullptr;

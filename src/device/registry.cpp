@@ -187,6 +187,8 @@ std::unique_ptr<Device> make_opencl_device_external(void*, void*, void*, const B
     not_built("the OpenCL backend", "TCA_WITH_OPENCL");
 }
 Buffer opencl_wrap_buffer(Device&, void*) { not_built("the OpenCL backend", "TCA_WITH_OPENCL"); }
+void opencl_wait_for(Device&, uint32_t, void* const*) { not_built("the OpenCL backend", "TCA_WITH_OPENCL"); }
+void* opencl_last_event(Device&) { not_built("the OpenCL backend", "TCA_WITH_OPENCL"); }
 #endif
 
 #if !TCA_WITH_VULKAN

@@ -96,6 +96,13 @@ public:
     }
     void finish() override { inner_->finish(); }
     void flush() override { inner_->flush(); }
+    void submit() override { inner_->submit(); }
+    void update(const BufView& dst, const void* src, size_t bytes) override {
+        each_piece(dst, bytes, "update", [&](const BufView& p, size_t done, size_t n) {
+            inner_->update(p, static_cast<const unsigned char*>(src) + done, n);
+        });
+    }
+    DeviceCounters counters() const override { return inner_->counters(); }
 
     // ---- ops ----
 

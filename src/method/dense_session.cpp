@@ -50,7 +50,11 @@ public:
         acc_.tokens_seen = acc_.ring = t + 1;
     }
 
-    const CacheAccount& account() const override { return acc_; }
+    const CacheAccount& account() override { return acc_; }
+    int tokens_seen() const override { return acc_.tokens_seen; }
+    std::function<int64_t()> kept_tokens_reader() override {
+        return [] { return int64_t(-1); };
+    }
 
     Mark mark() const override {
         Mark m;

@@ -6,6 +6,8 @@
 // Both drive the device only through device.h ops, so they run on every backend.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -66,9 +68,16 @@ public:
 
     AttnShape shape() const { return s_; }
     DType kv_dtype() const { return kv_dtype_; }
-    virtual const CacheAccount& account() const = 0;
+    // The cache's account, exact. |G| lives on the device (prefill's selection sets it there, and the
+    // host knows only a bound unless every block was full): the first account() after such a prefill
+    // reads it back once. The hot path never calls it; it uses tokens_seen() and the bound.
+    virtual const CacheAccount& account() = 0;
+    virtual int tokens_seen() const = 0;
     // |G| per KV head as the device holds it (a read-back; tests compare it with account()).
     virtual std::vector<int> device_global_lengths() = 0;
+    // Kept global tokens summed over KV heads for the call stats (-1: dense), evaluated when the
+    // stats are read: it reads the device's |G| (as it stands after the last call) only then.
+    virtual std::function<int64_t()> kept_tokens_reader() = 0;
     // What every query so far attended to (reads G's positions back from the device). The per-step
     // records (step_n1/step_n2, what each decode query saw) exist only while step tracing is on;
     // without them trace() still gives G's positions and the prefill selection.
@@ -100,7 +109,7 @@ protected:
     struct Mark {
         CacheAccount acc;
         int n1 = 0, cur = 0, n2_cur = 0, prompt = 0;
-        bool sparse_prefill = false;
+        bool sparse_prefill = false, global_exact = true;
         size_t steps = 0;  // trace entries
         size_t chunks = 0;  // chunk records (chunked sessions)
     };

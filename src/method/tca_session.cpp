@@ -10,6 +10,14 @@
 //     first b rows, the best t_dec of them are appended to G, and the last w rows move down into
 //     the other window buffer (ping-pong: gather's source and destination must not overlap).
 //
+// Hot path: after creation, prefill and decode read nothing back, wait for nothing and allocate
+// nothing on the device. The selection's workspace (scores, metric, order, budgets, kept indices
+// and counts) is sized here from the capacity; the budgets are computed on the host (they depend
+// only on p* and the block count) and enqueued with Device::update before the ranking. G's exact
+// lengths stay on the device; the host keeps a bound (acc_.global with global_exact_ false, exact
+// when every prompt block was full), which plans decode's split-K (n2_max), and account(),
+// trace(), contents() and the call stats read the device only when asked.
+//
 // Failure atomicity: a call that throws (an allocation or a kernel build failing at any op) leaves
 // the session as it was. Every device write of a call goes where the committed state does not look:
 // rows past the window's tail n1_, rows past G's lengths, the spare window buffer, the spare n2_
@@ -56,6 +64,7 @@ public:
         dec_budget_ = alloc_int_rows(dev, s.kv_heads, std::vector<int32_t>(t_dec_.begin(), t_dec_.end()));
         dec_idx_ = alloc_zero_rows(dev, s.kv_heads, size_t(p.block));
         dec_count_ = alloc_zero_rows(dev, s.kv_heads, 1);
+        if (capacity > p.window) ws_ = make_selection_workspace(dev, s.kv_heads, capacity, capacity - p.window, p.block);
         acc_.bytes_per_token = int64_t(checked_product({2, s.dim, int64_t(dtype_size(dt))}, "K/V bytes per token"));
         acc_.global.assign(s.kv_heads, 0);
         capacity_ = capacity;
@@ -69,13 +78,19 @@ public:
         PrefillArgs a;
         a.q = qd, a.k = kd, a.v = vd, a.o = o;
         std::vector<int> global(s_.kv_heads, 0);
-        std::vector<std::vector<int>> kept(s_.kv_heads);
+        bool exact = true;
         if (P > w) {
-            // Spec Phase 2 over the global region [0, P - w).
-            const int n_global = P - w;
-            const BlockRanking r = rank_blocks(dev_, qd, kd, n_global, params_.block, float(params_.alpha));
-            Selection sel;
-            select_tokens(dev_, r, head_budgets(K_, p_star_, r.n_blocks), sel);
+            // Spec Phase 2 over the global region [0, P - w). The budgets go first, from the host:
+            // update() copies them into the queue, so nothing waits for the ranking before select.
+            const int n_global = P - w, nb = n_blocks_of(n_global, params_.block);
+            const auto budgets = head_budgets(K_, p_star_, nb);
+            const std::vector<int32_t> flat = flat_budgets(budgets, nb);
+            global = budget_bounds(budgets, n_global, params_.block);
+            exact = n_global % params_.block == 0;
+            dev_.update(ws_.budget, flat.data(), checked_mul(flat.size(), 4, "budget bytes"));
+            const BlockRanking r = rank_blocks(dev_, qd, kd, n_global, params_.block, float(params_.alpha), &ws_);
+            const Selection sel{ws_.idx, ws_.idx_stride, ws_.count};
+            select_tokens(dev_, r, ws_.budget, sel);
             a.window = w, a.kept_idx = sel.idx, a.kept_count = sel.count, a.kept_stride = sel.idx_stride;
             dev_.prefill(a);
             // The compact cache: kept tokens into G (positions recorded), the last w into the window.
@@ -84,12 +99,6 @@ public:
             g.idx = sel.idx, g.idx_stride = sel.idx_stride, g.count = sel.count;
             g.dst_len = n2_[1 - n2_cur_], g.pos_out = g_pos_, g.pos_stride = capacity_;
             dev_.gather(g);
-            const auto counts = read_ints(dev_, sel.count, s_.kv_heads);
-            const auto idx = read_ints(dev_, sel.idx, checked_product({s_.kv_heads, sel.idx_stride}, "kept index elements"));
-            for (int h = 0; h < s_.kv_heads; ++h) {
-                global[h] = counts[h];
-                kept[h].assign(idx.begin() + size_t(h) * sel.idx_stride, idx.begin() + size_t(h) * sel.idx_stride + counts[h]);
-            }
         } else {
             dev_.prefill(a);  // nothing outside the window: dense, nothing dropped
         }
@@ -101,7 +110,7 @@ public:
         // Commit (nothing below throws).
         if (P > w) n2_cur_ = 1 - n2_cur_;
         acc_.global = std::move(global);
-        prefill_kept_ = std::move(kept);
+        global_exact_ = exact;
         n1_ = n1;
         acc_.tokens_seen = P;
         acc_.ring = n1;
@@ -135,7 +144,7 @@ public:
         // room made now so that the commit cannot fail.
         std::vector<int> seen;
         if (step_trace_) {
-            seen = acc_.global;
+            seen = account().global;  // traced sessions (tools, tests) read |G| once if only bounded
             make_room(step_n2_);
             make_room(step_n1_);
         }
@@ -158,21 +167,46 @@ public:
         acc_.pending = n1_ - acc_.ring;
     }
 
-    const CacheAccount& account() const override { return acc_; }
+    const CacheAccount& account() override {
+        if (!global_exact_) {
+            acc_.global = device_global_lengths();  // G's lengths as committed: nothing else changes
+            global_exact_ = true;
+        }
+        return acc_;
+    }
+    int tokens_seen() const override { return acc_.tokens_seen; }
+    std::function<int64_t()> kept_tokens_reader() override {
+        if (global_exact_) {
+            int64_t n = 0;
+            for (int g : acc_.global) n += g;
+            return [n] { return n; };
+        }
+        // The committed lengths buffer; later calls on this cache write the other one first and
+        // replace the context's stats before they could change it.
+        Device* dev = &dev_;
+        const BufView n2 = n2_[n2_cur_];
+        const int heads = s_.kv_heads;
+        return [dev, n2, heads] {
+            int64_t n = 0;
+            for (int32_t g : read_ints(*dev, n2, size_t(heads))) n += g;
+            return n;
+        };
+    }
 
     Mark mark() const override {
         Mark m;
         m.acc = acc_;
         m.n1 = n1_, m.cur = cur_, m.n2_cur = n2_cur_, m.prompt = prompt_, m.sparse_prefill = sparse_prefill_;
+        m.global_exact = global_exact_;
         m.steps = step_n1_.size();
         return m;
     }
     void rewind(Mark m) noexcept override {
         acc_ = std::move(m.acc);
         n1_ = m.n1, cur_ = m.cur, n2_cur_ = m.n2_cur, prompt_ = m.prompt, sparse_prefill_ = m.sparse_prefill;
+        global_exact_ = m.global_exact;
         step_n1_.erase(step_n1_.begin() + std::ptrdiff_t(m.steps), step_n1_.end());
         step_n2_.erase(step_n2_.begin() + std::ptrdiff_t(m.steps), step_n2_.end());
-        if (acc_.tokens_seen == 0) prefill_kept_.clear();  // back before the prompt
     }
 
     std::vector<int> device_global_lengths() override {
@@ -185,12 +219,20 @@ public:
         tr.dense = false;  // decode rows follow G + tail; prefill rows are dense when nothing was kept
         tr.prompt = prompt_;
         tr.window = sparse_prefill_ ? params_.window : 0;
-        tr.prefill_kept = prefill_kept_;
-        if (!sparse_prefill_) tr.prefill_kept.clear();  // a dense prefill: mask() treats rows as dense
+        if (sparse_prefill_) {  // else a dense prefill: mask() treats rows as dense
+            // The prompt's selection is still in the workspace: only a prefill writes it, once per prompt.
+            const auto counts = read_ints(dev_, ws_.count, size_t(s_.kv_heads));
+            const auto idx = read_ints(dev_, ws_.idx, checked_product({s_.kv_heads, ws_.idx_stride}, "kept index elements"));
+            for (int h = 0; h < s_.kv_heads; ++h) {
+                const auto row = idx.begin() + std::ptrdiff_t(size_t(h) * size_t(ws_.idx_stride));
+                tr.prefill_kept.emplace_back(row, row + counts[h]);
+            }
+        }
+        const std::vector<int> n2 = account().global;
         const auto pos = read_ints(dev_, g_pos_, checked_product({s_.kv_heads, capacity_}, "global-store position elements"));
         tr.g_positions.assign(s_.kv_heads, {});
         for (int h = 0; h < s_.kv_heads; ++h)
-            tr.g_positions[h].assign(pos.begin() + size_t(h) * capacity_, pos.begin() + size_t(h) * capacity_ + acc_.global[h]);
+            tr.g_positions[h].assign(pos.begin() + size_t(h) * capacity_, pos.begin() + size_t(h) * capacity_ + n2[h]);
         tr.step_n2 = step_n2_;
         tr.step_n1 = step_n1_;
         tr.steps_recorded = step_trace_;
@@ -252,12 +294,14 @@ private:
     std::vector<int> K_, t_dec_;
     int capacity_ = 0, prompt_ = 0, n1_ = 0, cur_ = 0, n2_cur_ = 0;
     bool sparse_prefill_ = false;
+    bool global_exact_ = true;  // acc_.global is G's exact lengths, else an upper bound on them
+    SelectionWorkspace ws_;     // the prompt's selection (only when the capacity exceeds the window)
     Tensor g_k_, g_v_;
     Tensor win_[2][2];  // [buffer][k, v]
     BufView n2_[2];  // G's lengths: the current one and the spare a call writes into
     BufView g_pos_, probs_, zero_order_, dec_budget_, dec_idx_, dec_count_;
     CacheAccount acc_;
-    std::vector<std::vector<int>> prefill_kept_, step_n2_;
+    std::vector<std::vector<int>> step_n2_;
     std::vector<int> step_n1_;
 };
 

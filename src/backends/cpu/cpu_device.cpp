@@ -96,6 +96,7 @@ public:
                 "allocation of " + std::to_string(bytes) + " bytes exceeds the reference device's maximum of " +
                     std::to_string(info_.max_allocation));
         auto b = std::make_shared<HostBuffer>();
+        ++counters_.allocations;
         try {
             if (fault::inject(fault::Kind::alloc)) throw std::bad_alloc();  // a test's injected failure
             b->bytes.resize(bytes);
@@ -111,6 +112,7 @@ public:
     }
     void read(const BufView& src, void* dst, size_t bytes) override {
         require(range_fits(src.offset, bytes, src.buf->size), TCA_ERROR_SHAPE_MISMATCH, "read past the end of a buffer");
+        ++counters_.readbacks;
         std::memcpy(dst, base_of(src), bytes);
     }
     void fill_zero(const BufView& dst, size_t bytes) override {

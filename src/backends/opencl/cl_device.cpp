@@ -66,6 +66,25 @@ std::vector<OpTiming> OpenCLDevice::take_timings() {
     return out;
 }
 
+void OpenCLDevice::flush() {
+    cl_event ev = nullptr;
+    check(clEnqueueMarkerWithWaitList(queue_.get(), 0, nullptr, &ev), "clEnqueueMarkerWithWaitList");
+    last_event_ = EventHandle(ev);
+    ++counters_.submits;
+    check(clFlush(queue_.get()), "clFlush");
+}
+
+void OpenCLDevice::wait_for(const std::vector<cl_event>& events) {
+    check(clEnqueueBarrierWithWaitList(queue_.get(), cl_uint(events.size()), events.data(), nullptr),
+          "clEnqueueBarrierWithWaitList (the wait list)");
+}
+
+cl_event OpenCLDevice::last_event() {
+    cl_event ev = last_event_.get();
+    if (ev) check(clRetainEvent(ev), "clRetainEvent");
+    return ev;
+}
+
 // A marker command: with profiling on, its event brackets work enqueued by others (CLBlast).
 void OpenCLDevice::marker() {
     cl_event ev = nullptr;
@@ -185,6 +204,24 @@ Buffer opencl_wrap_buffer(Device& dev, void* mem) {
     require(d != nullptr, TCA_ERROR_INVALID_ARGUMENT, dev.info().name + " is not an OpenCL context: cannot wrap a cl_mem");
     require(mem != nullptr, TCA_ERROR_INVALID_ARGUMENT, "opencl: null cl_mem");
     return d->wrap(static_cast<cl_mem>(mem));
+}
+
+void opencl_wait_for(Device& dev, uint32_t n, void* const* events) {
+    auto* d = dynamic_cast<OpenCLDevice*>(&dev);
+    require(d != nullptr, TCA_ERROR_INVALID_ARGUMENT, dev.info().name + " is not an OpenCL context: it takes no cl_event");
+    require(n > 0 && events != nullptr, TCA_ERROR_INVALID_ARGUMENT, "opencl: an empty wait list (n must be > 0, events non-null)");
+    std::vector<cl_event> list(n);
+    for (uint32_t i = 0; i < n; ++i) {
+        require(events[i] != nullptr, TCA_ERROR_INVALID_ARGUMENT, "opencl: null cl_event in the wait list");
+        list[i] = static_cast<cl_event>(events[i]);
+    }
+    d->wait_for(list);
+}
+
+void* opencl_last_event(Device& dev) {
+    auto* d = dynamic_cast<OpenCLDevice*>(&dev);
+    require(d != nullptr, TCA_ERROR_INVALID_ARGUMENT, dev.info().name + " is not an OpenCL context: it has no cl_event");
+    return d->last_event();
 }
 
 namespace opencl_testing {

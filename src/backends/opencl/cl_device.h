@@ -10,6 +10,7 @@
 // to its last launch's end.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <string>
 #include <utility>
@@ -107,8 +108,19 @@ public:
     // released (never freed) when the last view of it goes.
     Buffer wrap(cl_mem m);
 
-    void finish() override { check(clFinish(queue_.get()), "clFinish"); }
-    void flush() override { check(clFlush(queue_.get()), "clFlush"); }
+    void finish() override {
+        ++counters_.waits;
+        check(clFinish(queue_.get()), "clFinish");
+    }
+    // The end of every call: a marker whose event is the call's last command (last_event()), then
+    // the queue is flushed.
+    void flush() override;
+    // Gates everything enqueued from now on on `events` (a barrier with them as its wait list).
+    void wait_for(const std::vector<cl_event>& events);
+    // The last call's closing marker, retained for the caller; null before the first call.
+    cl_event last_event();
+    void submit() override { flush(); }
+    void update(const BufView& dst, const void* src, size_t bytes) override;
     // Timings need events with timestamps, which only a queue made with profiling has.
     void set_profiling(bool on) override;
     std::vector<OpTiming> take_timings() override;
@@ -231,6 +243,11 @@ private:
         MemHandle mem;
         size_t bytes = 0;
     };
+    // Host memory a non-blocking write reads from, until its event completes (update()).
+    struct StagingChunk {
+        std::vector<unsigned char> bytes;
+        EventHandle busy;
+    };
 
     void setup();
     static cl_command_queue_properties device_value_of_queue(cl_command_queue q, cl_command_queue_info param);
@@ -249,6 +266,8 @@ private:
     Scratch scratch_[kScratchSlots];
     PendingTiming* current_ = nullptr;
     std::vector<PendingTiming> pending_;
+    std::deque<StagingChunk> staging_;  // destroyed after the destructor's clFinish
+    EventHandle last_event_;
     opencl_testing::ProgramCacheStats stats_;
 };
 

@@ -1,5 +1,6 @@
 // OpenCL backend: buffers, the caller's buffers (interop), internal scratch, kernel-argument views.
 #include <algorithm>
+#include <cstring>
 
 #include "backends/opencl/cl_device.h"
 #include "core/checked.h"
@@ -23,15 +24,48 @@ Buffer OpenCLDevice::alloc(size_t bytes) {
 
 void OpenCLDevice::write(const BufView& dst, const void* src, size_t bytes) {
     require(range_fits(dst.offset, bytes, dst.buf->size), TCA_ERROR_SHAPE_MISMATCH, "write past the end of a buffer");
-    if (bytes)
-        check(clEnqueueWriteBuffer(queue_.get(), mem(dst), CL_TRUE, dst.offset, bytes, src, 0, nullptr, nullptr),
-              "clEnqueueWriteBuffer");
+    if (!bytes) return;
+    ++counters_.waits;  // a blocking write: the host waits for the queue up to it
+    check(clEnqueueWriteBuffer(queue_.get(), mem(dst), CL_TRUE, dst.offset, bytes, src, 0, nullptr, nullptr),
+          "clEnqueueWriteBuffer");
+}
+
+// A non-blocking write from host staging this device owns: each chunk is reused once the write that
+// last read it has completed (asked without blocking), so a steady stream of small updates (the
+// prefill's budget vectors) settles on a fixed set of host chunks and never waits.
+void OpenCLDevice::update(const BufView& dst, const void* src, size_t bytes) {
+    require(range_fits(dst.offset, bytes, dst.buf->size), TCA_ERROR_SHAPE_MISMATCH, "update past the end of a buffer");
+    if (!bytes) return;
+    StagingChunk* chunk = nullptr;
+    for (auto& c : staging_) {
+        if (c.busy.get()) {
+            cl_int st = CL_QUEUED;
+            check(clGetEventInfo(c.busy.get(), CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof st, &st, nullptr),
+                  "clGetEventInfo");
+            if (st < 0) fail(st, "an earlier staged write");
+            if (st != CL_COMPLETE) continue;
+            c.busy.reset();
+        }
+        if (c.bytes.size() >= bytes && (!chunk || c.bytes.size() < chunk->bytes.size())) chunk = &c;
+    }
+    if (!chunk) {
+        staging_.emplace_back();
+        chunk = &staging_.back();
+        chunk->bytes.resize(std::max<size_t>(bytes, 4096));
+    }
+    std::memcpy(chunk->bytes.data(), src, bytes);
+    cl_event ev = nullptr;
+    check(clEnqueueWriteBuffer(queue_.get(), mem(dst), CL_FALSE, dst.offset, bytes, chunk->bytes.data(), 0, nullptr, &ev),
+          "clEnqueueWriteBuffer");
+    chunk->busy = EventHandle(ev);
 }
 void OpenCLDevice::read(const BufView& src, void* dst, size_t bytes) {
     require(range_fits(src.offset, bytes, src.buf->size), TCA_ERROR_SHAPE_MISMATCH, "read past the end of a buffer");
-    if (bytes)
-        check(clEnqueueReadBuffer(queue_.get(), mem(src), CL_TRUE, src.offset, bytes, dst, 0, nullptr, nullptr),
-              "clEnqueueReadBuffer");
+    if (!bytes) return;
+    ++counters_.readbacks;
+    ++counters_.waits;
+    check(clEnqueueReadBuffer(queue_.get(), mem(src), CL_TRUE, src.offset, bytes, dst, 0, nullptr, nullptr),
+          "clEnqueueReadBuffer");
 }
 void OpenCLDevice::fill_zero(const BufView& dst, size_t bytes) {
     require(range_fits(dst.offset, bytes, dst.buf->size), TCA_ERROR_SHAPE_MISMATCH, "fill past the end of a buffer");
@@ -103,6 +137,7 @@ cl_mem OpenCLDevice::create_buffer(size_t bytes, cl_int* err) {
         *err = CL_MEM_OBJECT_ALLOCATION_FAILURE;
         return nullptr;
     }
+    ++counters_.allocations;
     return clCreateBuffer(context_.get(), CL_MEM_READ_WRITE, bytes, nullptr, err);
 }
 

@@ -1,26 +1,36 @@
-// Vulkan backend: command recording, barrier tracking between dispatches and copies, submission.
+// Vulkan backend: command recording, barrier tracking between dispatches and copies, and the ring
+// of submissions (vk_device.h, "execution model").
+#include <cstring>
+
 #include "backends/vulkan/vk_device.h"
+#include "core/checked.h"
 
 namespace tca::detail::vulkan {
 
 VkCommandBuffer VulkanDevice::cmd() {
     if (!recording_) {
+        frame_ = acquire_frame();
+        cb_ = frames_[frame_]->cb;
         VkCommandBufferBeginInfo bi{VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO};
         bi.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
         VK_CHECK(vkBeginCommandBuffer(cb_, &bi));
         recording_ = true;
         queries_used_ = 0;
-        if (query_pool_) vkCmdResetQueryPool(cb_, query_pool_, 0, kMaxQueries);
+        queries_reset_ = profiling_ && query_pool_;
+        if (queries_reset_) vkCmdResetQueryPool(cb_, query_pool_, 0, kMaxQueries);
+        VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
+        mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                           VK_ACCESS_TRANSFER_WRITE_BIT;
+        const VkPipelineStageFlags ours = VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
         if (ctx_->external) {
             // The caller's earlier submissions to this queue (which may have written our inputs)
             // complete, and their writes become visible, before anything of ours runs.
-            VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
             mb.srcAccessMask = VK_ACCESS_MEMORY_WRITE_BIT;
-            mb.dstAccessMask = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
-                               VK_ACCESS_TRANSFER_WRITE_BIT;
-            vkCmdPipelineBarrier(cb_, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT,
-                                 VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &mb, 0,
-                                 nullptr, 0, nullptr);
+            vkCmdPipelineBarrier(cb_, VK_PIPELINE_STAGE_ALL_COMMANDS_BIT, ours, 0, 1, &mb, 0, nullptr, 0, nullptr);
+        } else {
+            // Our earlier submissions may still run (the ring): their accesses come before this one's.
+            mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+            vkCmdPipelineBarrier(cb_, ours, ours, 0, 1, &mb, 0, nullptr, 0, nullptr);
         }
     }
     return cb_;
@@ -51,11 +61,57 @@ void VulkanDevice::barrier() {
     dummy_slots_used_ = 0;
 }
 
-void VulkanDevice::submit_and_wait() {
-    if (!recording_) {
-        keep_alive_.clear();
-        return;
+bool VulkanDevice::retire(Frame& f, bool block) {
+    if (!f.in_flight) return true;
+    const VkResult st = vkGetFenceStatus(ctx_->device, f.fence);
+    if (st == VK_NOT_READY) {
+        if (!block) return false;
+        ++counters_.waits;
+        VK_CHECK(vkWaitForFences(ctx_->device, 1, &f.fence, VK_TRUE, UINT64_MAX));
+    } else if (st != VK_SUCCESS) {
+        fail(st, "vkGetFenceStatus");
     }
+    VK_CHECK(vkResetFences(ctx_->device, 1, &f.fence));
+    VK_CHECK(vkResetCommandBuffer(f.cb, 0));
+    for (auto p : f.pools) VK_CHECK(vkResetDescriptorPool(ctx_->device, p, 0));
+    f.pool_index = 0;
+    f.keep_alive.clear();
+    f.in_flight = false;
+    return true;
+}
+
+void VulkanDevice::add_frame() {
+    auto f = std::make_unique<Frame>();
+    VkCommandBufferAllocateInfo cai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
+    cai.commandPool = cmd_pool_;
+    cai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    cai.commandBufferCount = 1;
+    VK_CHECK(vkAllocateCommandBuffers(ctx_->device, &cai, &f->cb));
+    VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    const VkResult r = vkCreateFence(ctx_->device, &fci, nullptr, &f->fence);
+    if (r != VK_SUCCESS) {
+        vkFreeCommandBuffers(ctx_->device, cmd_pool_, 1, &f->cb);
+        fail(r, "vkCreateFence");
+    }
+    frames_.push_back(std::move(f));
+}
+
+size_t VulkanDevice::acquire_frame() {
+    size_t oldest = frames_.size();
+    for (size_t i = 0; i < frames_.size(); ++i) {
+        if (retire(*frames_[i], false)) return i;
+        if (oldest == frames_.size() || frames_[i]->seq < frames_[oldest]->seq) oldest = i;
+    }
+    if (frames_.size() < kMaxFrames) {
+        add_frame();
+        return frames_.size() - 1;
+    }
+    retire(*frames_[oldest], true);  // the ring is full: its one wait
+    return oldest;
+}
+
+void VulkanDevice::end_and_submit() {
+    Frame& f = *frames_[frame_];
     // Make device writes visible to host reads of mapped memory after the fence.
     VkMemoryBarrier mb{VK_STRUCTURE_TYPE_MEMORY_BARRIER};
     mb.srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
@@ -76,14 +132,70 @@ void VulkanDevice::submit_and_wait() {
     VkSubmitInfo si{VK_STRUCTURE_TYPE_SUBMIT_INFO};
     si.commandBufferCount = 1;
     si.pCommandBuffers = &cb_;
-    VK_CHECK(vkQueueSubmit(queue_, 1, &si, fence_));
-    VK_CHECK(vkWaitForFences(ctx_->device, 1, &fence_, VK_TRUE, UINT64_MAX));
-    VK_CHECK(vkResetFences(ctx_->device, 1, &fence_));
-    collect_timings();
-    VK_CHECK(vkResetCommandBuffer(cb_, 0));
-    for (auto p : desc_pools_) VK_CHECK(vkResetDescriptorPool(ctx_->device, p, 0));
-    pool_index_ = 0;
+    const VkResult r = vkQueueSubmit(queue_, 1, &si, f.fence);
+    if (r != VK_SUCCESS) {
+        // Nothing was queued: the frame is free again (its commands are dropped, as a failed
+        // blocking submit dropped them).
+        VK_CHECK(vkResetCommandBuffer(f.cb, 0));
+        for (auto p : f.pools) vkResetDescriptorPool(ctx_->device, p, 0);
+        f.pool_index = 0;
+        keep_alive_.clear();
+        fail(r, "vkQueueSubmit");
+    }
+    ++counters_.submits;
+    f.in_flight = true;
+    f.seq = next_seq_++;
+    f.keep_alive = std::move(keep_alive_);
     keep_alive_.clear();
+}
+
+void VulkanDevice::submit() {
+    if (!recording_) return;
+    if (profiling_) return submit_and_wait();  // statistics wait for their timestamps anyway
+    end_and_submit();
+}
+
+void VulkanDevice::submit_and_wait() {
+    if (recording_) end_and_submit();
+    std::vector<VkFence> fences;
+    for (auto& f : frames_)
+        if (f->in_flight) fences.push_back(f->fence);
+    if (!fences.empty()) {
+        ++counters_.waits;
+        VK_CHECK(vkWaitForFences(ctx_->device, uint32_t(fences.size()), fences.data(), VK_TRUE, UINT64_MAX));
+        for (auto& f : frames_) retire(*f, false);
+    }
+    collect_timings();
+    keep_alive_.clear();  // what was kept while nothing was recording (all of it finished now)
+}
+
+bool VulkanDevice::in_use(const BufferImpl* b) const {
+    auto uses = [b](const std::vector<Buffer>& v) {
+        for (const Buffer& x : v)
+            if (x.get() == b) return true;
+        return false;
+    };
+    if (uses(keep_alive_)) return true;
+    for (const auto& f : frames_)
+        if (f->in_flight && uses(f->keep_alive)) return true;
+    return false;
+}
+
+// vkCmdUpdateBuffer copies the data into the command buffer as it is recorded: no staging buffer,
+// no wait, and src is free as soon as this returns.
+void VulkanDevice::update(const BufView& dst, const void* src, size_t bytes) {
+    require(range_fits(dst.offset, bytes, dst.buf->size), TCA_ERROR_SHAPE_MISMATCH, "update past the end of a buffer");
+    require(dst.offset % 4 == 0 && bytes % 4 == 0, TCA_ERROR_INTERNAL, "vulkan: update needs 4-byte offsets and sizes");
+    if (!bytes) return;
+    VkBuf* b = vk(dst.buf);
+    hazard({}, {b->buffer});
+    const auto* p = static_cast<const unsigned char*>(src);
+    for (size_t done = 0; done < bytes;) {
+        const size_t n = std::min<size_t>(bytes - done, 65536);  // the command's limit
+        vkCmdUpdateBuffer(cmd(), b->buffer, dst.offset + done, n, p + done);
+        done += n;
+    }
+    keep_alive_.push_back(dst.buf);
 }
 
 }  // namespace tca::detail::vulkan

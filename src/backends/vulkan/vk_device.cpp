@@ -81,10 +81,13 @@ VulkanDevice::~VulkanDevice() {
     for (auto& [n, l] : pipeline_layouts_) vkDestroyPipelineLayout(d, l, nullptr);
     for (auto& [n, l] : set_layouts_) vkDestroyDescriptorSetLayout(d, l, nullptr);
     for (auto& [n, m] : modules_) vkDestroyShaderModule(d, m, nullptr);
-    for (auto p : desc_pools_) vkDestroyDescriptorPool(d, p, nullptr);
+    for (auto& f : frames_) {
+        f->keep_alive.clear();
+        for (auto p : f->pools) vkDestroyDescriptorPool(d, p, nullptr);
+        if (f->fence) vkDestroyFence(d, f->fence, nullptr);
+    }
     if (cache_) vkDestroyPipelineCache(d, cache_, nullptr);
     if (query_pool_) vkDestroyQueryPool(d, query_pool_, nullptr);
-    if (fence_) vkDestroyFence(d, fence_, nullptr);
     if (cmd_pool_) vkDestroyCommandPool(d, cmd_pool_, nullptr);
 }
 // ---- device setup ----------------------------------------------------------------------------
@@ -122,19 +125,13 @@ void VulkanDevice::create_device() {
     create_queue_objects(qci.queueFamilyIndex);
 }
 
-// Command pool and buffer, fence and timestamp pool for the queue of `family`.
+// Command pool, the submission ring's first frame and the timestamp pool for the queue of `family`.
 void VulkanDevice::create_queue_objects(uint32_t family) {
     VkCommandPoolCreateInfo cpi{VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO};
     cpi.flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
     cpi.queueFamilyIndex = family;
     VK_CHECK(vkCreateCommandPool(ctx_->device, &cpi, nullptr, &cmd_pool_));
-    VkCommandBufferAllocateInfo cai{VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO};
-    cai.commandPool = cmd_pool_;
-    cai.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
-    cai.commandBufferCount = 1;
-    VK_CHECK(vkAllocateCommandBuffers(ctx_->device, &cai, &cb_));
-    VkFenceCreateInfo fci{VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-    VK_CHECK(vkCreateFence(ctx_->device, &fci, nullptr, &fence_));
+    add_frame();  // the ring's first frame (vk_commands.cpp adds more while the device is behind)
     if (pi_.timestamp_bits > 0) {
         VkQueryPoolCreateInfo qpi{VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO};
         qpi.queryType = VK_QUERY_TYPE_TIMESTAMP;

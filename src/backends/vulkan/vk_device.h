@@ -6,9 +6,13 @@
 // vk_pipeline_cache.cpp; timestamps in vk_timestamps.cpp; tile choices in vk_tuning.cpp) and one
 // file per op family (ops_*.cpp), each a handful of dispatches of the shaders in shaders/*.comp.
 //
-// Execution model: ops are recorded into one command buffer; read()/finish()/write() submit it and
-// wait. Buffers referenced by recorded commands are kept alive until that submit completes.
-// Descriptors: one descriptor set per dispatch from pools that are reset after every submit.
+// Execution model: ops are recorded into the command buffer of one frame of a small ring; submit()
+// (the end of every API call on a library-made context) hands it to the queue with the frame's fence
+// and returns, and recording goes on in the next frame, reclaimed once its fence has signalled
+// (asked without blocking; the host waits only when the ring is full, counted as a wait).
+// read()/finish() and write() to a buffer that queued work still uses submit and wait. Each frame
+// keeps the buffers its commands reference alive until its fence has signalled.
+// Descriptors: one descriptor set per dispatch from the frame's pools, reset when it is reclaimed.
 // Every binding is a whole buffer; sub-buffer offsets travel as element offsets in push constants,
 // so no minStorageBufferOffsetAlignment rules apply.
 #pragma once
@@ -91,6 +95,8 @@ public:
     Buffer wrap(VkBuffer buffer, uint64_t size);
 
     void finish() override { submit_and_wait(); }
+    void submit() override;
+    void update(const BufView& dst, const void* src, size_t bytes) override;
     std::vector<OpTiming> take_timings() override;
 
     // ---- ops (ops_*.cpp) ----
@@ -144,6 +150,27 @@ private:
     void hazard(const std::vector<VkBuffer>& reads, const std::vector<VkBuffer>& writes, bool takes_dummy_slot = false);
     void barrier();
     void submit_and_wait();
+    // One frame of the submission ring: what a submitted command buffer needs until its fence signals.
+    struct Frame {
+        VkCommandBuffer cb = VK_NULL_HANDLE;
+        VkFence fence = VK_NULL_HANDLE;
+        std::vector<VkDescriptorPool> pools;
+        size_t pool_index = 0;
+        std::vector<Buffer> keep_alive;
+        bool in_flight = false;
+        uint64_t seq = 0;  // when it was submitted
+    };
+    // A frame to record into: a reclaimed one, a new one, or (kMaxFrames in flight) the oldest,
+    // waited for.
+    size_t acquire_frame();
+    void add_frame();
+    // Ends the current frame's command buffer and submits it with the frame's fence (no wait).
+    void end_and_submit();
+    // Makes `f` reusable if its fence has signalled, waiting for it when `block` (counted); false
+    // when it is still running and block is off.
+    bool retire(Frame& f, bool block);
+    // Whether commands recorded or queued may still use b (a host write to it must wait first).
+    bool in_use(const BufferImpl* b) const;
 
     // ---- profiling (vk_timestamps.cpp) ----
     struct PendingTiming {
@@ -220,14 +247,17 @@ private:
 
     VkQueue queue_ = VK_NULL_HANDLE;
     VkCommandPool cmd_pool_ = VK_NULL_HANDLE;
-    VkCommandBuffer cb_ = VK_NULL_HANDLE;
-    VkFence fence_ = VK_NULL_HANDLE;
+    // The ring grows (a command buffer, a fence) rather than wait while the device is behind, up to
+    // kMaxFrames submissions in flight; only then does the host wait for the oldest.
+    static constexpr size_t kMaxFrames = 64;
+    std::vector<std::unique_ptr<Frame>> frames_;
+    size_t frame_ = 0;     // the frame being recorded, while recording_
+    uint64_t next_seq_ = 0;  // submission order, to find the oldest frame in flight
+    VkCommandBuffer cb_ = VK_NULL_HANDLE;  // frames_[frame_]->cb while recording_
     bool recording_ = false;
+    bool queries_reset_ = false;  // this recording began with a timestamp-pool reset
     std::set<VkBuffer> written_, read_;
-    std::vector<Buffer> keep_alive_;
-
-    std::vector<VkDescriptorPool> desc_pools_;
-    size_t pool_index_ = 0;
+    std::vector<Buffer> keep_alive_;  // what the commands recorded so far reference
 
     std::map<std::string, VkShaderModule> modules_;
     std::map<uint32_t, VkDescriptorSetLayout> set_layouts_;

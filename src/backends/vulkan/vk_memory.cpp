@@ -72,7 +72,9 @@ void VulkanDevice::write(const BufView& dst, const void* src, size_t bytes) {
     if (!bytes) return;
     VkBuf* b = vk(dst.buf);
     if (b->mapped) {
-        submit_and_wait();  // commands recorded earlier may still read the old contents
+        // Commands recorded or queued earlier may still read the old contents; a buffer none of
+        // them uses is written at once (an upload then never makes the next call wait).
+        if (in_use(b)) submit_and_wait();
         std::memcpy(b->mapped + dst.offset, src, bytes);
         return;
     }
@@ -85,6 +87,7 @@ void VulkanDevice::write(const BufView& dst, const void* src, size_t bytes) {
 void VulkanDevice::read(const BufView& src, void* dst, size_t bytes) {
     require(range_fits(src.offset, bytes, src.buf->size), TCA_ERROR_SHAPE_MISMATCH, "read past the end of a buffer");
     VkBuf* b = vk(src.buf);
+    ++counters_.readbacks;
     if (b->mapped) {
         submit_and_wait();
         if (bytes) std::memcpy(dst, b->mapped + src.offset, bytes);
@@ -131,6 +134,7 @@ Buffer VulkanDevice::wrap(VkBuffer buffer, uint64_t size) {
 }
 
 Buffer VulkanDevice::make_buffer(size_t bytes, bool host_staging) {
+    ++counters_.allocations;
     auto b = std::make_shared<VkBuf>();
     b->ctx = ctx_;
     b->size = bytes;

@@ -92,8 +92,10 @@ VkPipeline VulkanDevice::pipeline(const std::string& shader, const std::vector<u
 }
 
 VkDescriptorSet VulkanDevice::descriptor_set(VkDescriptorSetLayout layout) {
-    for (;; ++pool_index_) {
-        if (pool_index_ == desc_pools_.size()) {
+    cmd();  // begins the recording, reclaiming its frame: the frame's pools then hold only this recording's sets
+    Frame& f = *frames_[frame_];
+    for (;; ++f.pool_index) {
+        if (f.pool_index == f.pools.size()) {
             VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSetsPerPool * 12};
             VkDescriptorPoolCreateInfo ci{VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO};
             ci.maxSets = kSetsPerPool;
@@ -101,10 +103,10 @@ VkDescriptorSet VulkanDevice::descriptor_set(VkDescriptorSetLayout layout) {
             ci.pPoolSizes = &size;
             VkDescriptorPool pool;
             VK_CHECK(vkCreateDescriptorPool(ctx_->device, &ci, nullptr, &pool));
-            desc_pools_.push_back(pool);
+            f.pools.push_back(pool);
         }
         VkDescriptorSetAllocateInfo ai{VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO};
-        ai.descriptorPool = desc_pools_[pool_index_];
+        ai.descriptorPool = f.pools[f.pool_index];
         ai.descriptorSetCount = 1;
         ai.pSetLayouts = &layout;
         VkDescriptorSet set;

@@ -9,7 +9,8 @@ VulkanDevice::OpScope::OpScope(VulkanDevice* d, Op op) : d_(d) {
         d_->timings_.push_back({op, 0.0});
         return;
     }
-    if (d_->queries_used_ + 2 > kMaxQueries) d_->submit_and_wait();
+    // A recording begun with profiling off did not reset the timestamp pool.
+    if (d_->recording_ && (!d_->queries_reset_ || d_->queries_used_ + 2 > kMaxQueries)) d_->submit_and_wait();
     VkCommandBuffer c = d_->cmd();
     q0_ = d_->queries_used_;
     d_->queries_used_ += 2;
