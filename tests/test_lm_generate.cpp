@@ -87,6 +87,30 @@ TEST(LmGenerate, DecodeStepsMatchOneForwardPassOverTheSequence) {
     }
 }
 
+// A prompt in chunks (chunked dense caches) attends exactly what one call attends: the same logits
+// up to float association; TCA chunked runs through compressions and stays close to dense.
+TEST(LmGenerate, ChunkedPromptMatchesOneCall) {
+    REQUIRE_AUSTEN_MODEL();
+    const lm::Model m = lm::load_model(kModel.string());
+    const auto text = read_all(kText);
+    const int prompt = 200;
+    tca::Context ctx("cpu");
+    lm::Generator one(m, ctx, prompt + 4, {});
+    const auto want = one.prefill(text.data(), prompt);
+    const uint8_t want_next = lm::greedy_byte(one.step(text[prompt]));
+    for (int chunk : {1, 37, 64, 200}) {
+        lm::GenerateOptions go;
+        go.chunk = chunk;
+        lm::Generator g(m, ctx, prompt + 4, go);
+        const auto got = g.prefill(text.data(), prompt);
+        double worst = 0, scale = 0;
+        for (size_t j = 0; j < 256; ++j)
+            worst = std::max(worst, std::fabs(double(got[j]) - want[j])), scale = std::max(scale, std::fabs(double(want[j])));
+        EXPECT_LT(worst, 1e-3 * scale) << "chunk " << chunk;
+        EXPECT_EQ(lm::greedy_byte(g.step(text[prompt])), want_next) << "chunk " << chunk << ": a decode step after it";
+    }
+}
+
 TEST(LmGenerate, GreedyIsTheArgmaxLowestByteOnTies) {
     std::vector<float> z(256, 0.f);
     EXPECT_EQ(lm::greedy_byte(z), 0) << "all tied: the lowest byte";
@@ -159,6 +183,9 @@ TEST_F(LmGenerateCli, TcaProfileRunsThroughEvictions) {
     for (const std::string& dev : devices()) {
         const auto r = test::run_cli(base() + " --max-bytes 40 --profile " + path + " --device " + dev + " 2>/dev/null | wc -c");
         EXPECT_EQ(std::stoi(r.output), 40) << dev;
+        const auto c = test::run_cli(base() + " --max-bytes 40 --profile " + path + " --chunk 24 --device " + dev +
+                                     " 2>/dev/null | wc -c");
+        EXPECT_EQ(std::stoi(c.output), 40) << dev << " (chunked prompt)";
     }
 }
 

@@ -210,6 +210,22 @@ public:
                                max_tokens, &c));
         c_.reset(c);
     }
+    // With options (tca_cache_create_ex), e.g. a chunked prompt: chunked(max_chunk).
+    Cache(Context& ctx, const Profile* profile, int layer, int q_heads, int kv_heads, int head_dim, tca_dtype kv_dtype,
+          int max_tokens, const tca_cache_options& options) {
+        tca_cache* c = nullptr;
+        check(tca_cache_create_ex(ctx.get(), profile ? profile->get() : nullptr, layer, q_heads, kv_heads, head_dim,
+                                  kv_dtype, max_tokens, &options, &c));
+        c_.reset(c);
+    }
+    static tca_cache_options chunked(int max_chunk) {
+        tca_cache_options o{};
+        o.struct_size = sizeof o;
+        check(tca_cache_options_init(&o));
+        o.mode = TCA_CACHE_CHUNKED;
+        o.max_chunk = max_chunk;
+        return o;
+    }
     tca_cache* get() const { return c_.get(); }
     void reset() { check(tca_cache_reset(c_.get())); }
     void prefill(const Tensor& q, const Tensor& k, const Tensor& v, Tensor& o) {
@@ -225,6 +241,12 @@ public:
     Size size() const {
         Size s{};
         check(tca_cache_size(c_.get(), &s.bytes, &s.dense_bytes, &s.tokens));
+        return s;
+    }
+    // The most bytes held since create or reset (tca_cache_peak_size); tokens is 0.
+    Size peak_size() const {
+        Size s{};
+        check(tca_cache_peak_size(c_.get(), &s.bytes, &s.dense_bytes));
         return s;
     }
 

@@ -1,5 +1,7 @@
 #include "lm/generate.h"
 
+#include <algorithm>
+
 #include <fmt/core.h>
 
 #include "core/checked.h"
@@ -11,11 +13,17 @@ namespace tca::detail::lm {
 Generator::Generator(const Model& m, tca::Context& ctx, int max_tokens, const GenerateOptions& opt)
     : m_(m), ctx_(ctx), opt_(opt), max_tokens_(max_tokens) {
     require(max_tokens >= 1, TCA_ERROR_INVALID_ARGUMENT, "generation: max_tokens must be >= 1");
+    require(opt.chunk >= 0, TCA_ERROR_INVALID_ARGUMENT, "generation: the chunk length must be >= 0");
     check_profile_shape(m, opt.profile);
     const Config& c = m.cfg;
-    for (int l = 0; l < c.n_layers; ++l)
-        caches_.push_back(std::make_unique<tca::Cache>(ctx, opt.profile, l, c.n_heads, c.n_kv_heads, c.head_dim, TCA_F32,
-                                                       max_tokens));
+    for (int l = 0; l < c.n_layers; ++l) {
+        if (opt.chunk > 0)
+            caches_.push_back(std::make_unique<tca::Cache>(ctx, opt.profile, l, c.n_heads, c.n_kv_heads, c.head_dim,
+                                                           TCA_F32, max_tokens, tca::Cache::chunked(opt.chunk)));
+        else
+            caches_.push_back(std::make_unique<tca::Cache>(ctx, opt.profile, l, c.n_heads, c.n_kv_heads, c.head_dim,
+                                                           TCA_F32, max_tokens));
+    }
 }
 
 std::vector<float> Generator::attend(int layer, const std::vector<float>& q, const std::vector<float>& k,
@@ -38,13 +46,18 @@ std::vector<float> Generator::prefill(const uint8_t* bytes, int n) {
     require(pos_ == 0, TCA_ERROR_INVALID_ARGUMENT, "generation: the prompt was given already");
     require(n >= 1 && n <= max_tokens_, TCA_ERROR_INVALID_ARGUMENT,
             fmt::format("generation: a prompt of {} bytes (1 .. {} fit the caches)", n, max_tokens_));
-    std::vector<float> x = embed(m_, bytes, n);
-    run_layers(
-        m_, x, n, 0,
-        [&](int l, const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v) {
-            return attend(l, q, k, v, n, true);
-        },
-        opt_.threads);
+    const int step = opt_.chunk > 0 ? opt_.chunk : n;
+    std::vector<float> x;
+    for (int s = 0; s < n; s += step) {
+        const int len = std::min(step, n - s);
+        x = embed(m_, bytes + s, len);
+        run_layers(
+            m_, x, len, s,
+            [&](int l, const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v) {
+                return attend(l, q, k, v, len, true);
+            },
+            opt_.threads);
+    }
     pos_ = n;
     // Only the last position's logits are needed: the output head over its residual row alone.
     const size_t D = size_t(m_.cfg.dim);

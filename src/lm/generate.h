@@ -15,6 +15,7 @@ namespace tca::detail::lm {
 struct GenerateOptions {
     const tca::Profile* profile = nullptr;  // null: dense caches
     int threads = 0;                        // host matmul threads; <= 0: default_threads()
+    int chunk = 0;                          // > 0: the prompt in chunks of this many bytes (chunked caches)
 };
 
 class Generator {
@@ -22,6 +23,8 @@ public:
     // Caches for prompts and generations of up to max_tokens bytes together.
     Generator(const Model& m, tca::Context& ctx, int max_tokens, const GenerateOptions& opt);
     // The prompt (>= 1 byte; first call after construction); returns the logits of its last byte.
+    // With opt.chunk > 0 it goes through the caches in chunks of opt.chunk bytes (the last may be
+    // shorter), as a runtime feeding ubatches: the spec's chunked prompt.
     std::vector<float> prefill(const uint8_t* bytes, int n);
     // The next byte (at position tokens()); returns its logits.
     std::vector<float> step(uint8_t byte);

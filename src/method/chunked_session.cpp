@@ -202,7 +202,13 @@ public:
         set_tail();
     }
 
-    const CacheAccount& account() const override { return acc_; }
+    const CacheAccount& account() override { return acc_; }  // |G| is exact on the host: only full blocks are compressed
+    int tokens_seen() const override { return acc_.tokens_seen; }
+    std::function<int64_t()> kept_tokens_reader() override {
+        int64_t n = 0;
+        for (int g : acc_.global) n += g;
+        return [n] { return n; };
+    }
 
     Mark mark() const override {
         Mark m;
@@ -376,7 +382,11 @@ public:
         acc_.tokens_seen = acc_.ring = t + 1;
     }
 
-    const CacheAccount& account() const override { return acc_; }
+    const CacheAccount& account() override { return acc_; }
+    int tokens_seen() const override { return acc_.tokens_seen; }
+    std::function<int64_t()> kept_tokens_reader() override {
+        return [] { return int64_t(-1); };
+    }
     Mark mark() const override {
         Mark m;
         m.acc = acc_;
