@@ -101,13 +101,23 @@ TEST_P(CApiChunked, ChunksThenDecodeAndEveryRefusal) {
     const uint64_t h0 = held(c);
     expect_refused(chunk(c, 21, 90), "max_chunk", c, seen, h0);
     ASSERT_EQ(step(c, 91), TCA_OK) << tca_last_error();
-    expect_refused(chunk(c, 2, 92), "decoding", c, seen + 1, held(c));
+    {
+        // held() first: arguments are evaluated in an unspecified order, and a successful call after
+        // the refused one would replace tca_last_error().
+        const uint64_t h = held(c);
+        expect_refused(chunk(c, 2, 92), "decoding", c, seen + 1, h);
+    }
     for (int i = 0; i < 30; ++i) ASSERT_EQ(step(c, 100 + 3 * i), TCA_OK) << tca_last_error();
     // Reset keeps the mode: chunks again, and a chunk past max_tokens is refused.
     ASSERT_EQ(tca_cache_reset(c), TCA_OK);
     for (int i = 0; i < 4; ++i) ASSERT_EQ(chunk(c, 20, 200 + 3 * i), TCA_OK) << tca_last_error();
     ASSERT_EQ(chunk(c, 19, 220), TCA_OK) << tca_last_error();
-    expect_refused(chunk(c, 2, 230), "max_tokens", c, 99, held(c));
+    {
+        // held() first: arguments are evaluated in an unspecified order, and a successful call after
+        // the refused one would replace tca_last_error().
+        const uint64_t h = held(c);
+        expect_refused(chunk(c, 2, 230), "max_tokens", c, 99, h);
+    }
     ASSERT_EQ(chunk(c, 1, 240), TCA_OK) << tca_last_error();
     tca_cache_destroy(c);
 }
@@ -131,7 +141,12 @@ TEST_P(CApiChunked, DenseChunkedCacheAndOneShotCaches) {
         tca_cache* c = nullptr;
         ASSERT_EQ(tca_cache_create_ex(ctx, prof, 0, 4, 2, 32, TCA_F32, 64, opt, &c), TCA_OK);
         ASSERT_EQ(chunk(c, 30, 3), TCA_OK);
-        expect_refused(chunk(c, 4, 4), "already holds a prompt", c, 30, held(c));
+        {
+            // held() first: arguments are evaluated in an unspecified order, and a successful call after
+            // the refused one would replace tca_last_error().
+            const uint64_t h = held(c);
+            expect_refused(chunk(c, 4, 4), "already holds a prompt", c, 30, h);
+        }
         uint64_t p1 = 0;
         ASSERT_EQ(tca_cache_peak_size(c, &p1, nullptr), TCA_OK);
         EXPECT_EQ(p1, held(c)) << "a one-shot cache's peak is what it holds";
