@@ -13,8 +13,8 @@ typedef float T;
 #define FMA_KERNEL fma_f32
 #endif
 
-// Sixteen named scalars rather than an array of vectors: CPU drivers (PoCL) vectorise across
-// work-items, which works on straight-line scalar code; GPUs see independent chains either way.
+// Sixteen named scalars: each chain is a value of its own, which no compiler spills as it may an
+// array. (PoCL 3.1 still emits 128-bit multiplies and adds for it, no FMA: README, roofline.)
 #define TCA_FMA_INIT(c) T x##c = (T)((float)TCA_FMA_SEED(i, c##u) / 64.0f)
 #define TCA_FMA_STEP(c) x##c = mad(x##c, a, b)
 #define TCA_FMA_ALL(M) M(0); M(1); M(2); M(3); M(4); M(5); M(6); M(7); M(8); M(9); M(10); M(11); M(12); M(13); M(14); M(15)
