@@ -25,6 +25,9 @@ import time
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # no spinning threads when the cores are shared
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import niah  # noqa: E402  (the retrieval formats, shared with scripts/lm-niah)
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -234,6 +237,9 @@ def run_phase(model, opt, data, heldout, a, phase, ctx, batch, minutes, lr, warm
     last_ckpt = start
     n = data.numel()
     chunk = a.chunk
+    rrng = niah.new_rng("train", seed)  # the retrieval mix's own generator, fixed by the seed
+    raw = bytes(data.to(torch.uint8).numpy()) if a.retrieval_share > 0 else b""
+    words = niah.load_words() if a.retrieval_share > 0 else []
     while True:
         el = time.time() - start
         if el >= minutes * 60:
@@ -242,9 +248,27 @@ def run_phase(model, opt, data, heldout, a, phase, ctx, batch, minutes, lr, warm
         for pg in opt.param_groups:
             pg["lr"] = cur
         off = torch.randint(0, n - ctx - 1, (batch,), generator=g)
-        x = torch.stack([data[o:o + ctx + 1] for o in off.tolist()])
+        rows, weights = [], None
+        for bi, o in enumerate(off.tolist()):
+            if a.retrieval_share > 0 and rrng.random() < a.retrieval_share:
+                # A window with needles and questions (docs/lm.md "Retrieval tasks"); the haystack
+                # comes from the same training text.
+                win, digits = niah.training_window(raw, rrng, words, ctx + 1)
+                rows.append(torch.tensor(list(win), dtype=torch.int64))
+                if a.answer_weight != 1.0:
+                    if weights is None:
+                        weights = torch.ones(batch, ctx)
+                    for d in digits:  # target index d-1 predicts byte d
+                        weights[bi, d - 1] = a.answer_weight
+            else:
+                rows.append(data[o:o + ctx + 1])
+        x = torch.stack(rows)
         logits = model(x[:, :-1], chunk=chunk)
-        loss = F.cross_entropy(logits.reshape(-1, 256), x[:, 1:].reshape(-1))
+        if weights is None:
+            loss = F.cross_entropy(logits.reshape(-1, 256), x[:, 1:].reshape(-1))
+        else:
+            per = F.cross_entropy(logits.reshape(-1, 256), x[:, 1:].reshape(-1), reduction="none")
+            loss = (per * weights.reshape(-1)).sum() / weights.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(model.parameters(), a.clip)
@@ -320,6 +344,10 @@ def main():
     ap.add_argument("--wd", type=float, default=0.1)
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--chunk", type=int, default=512, help="query chunk of the causal attention")
+    ap.add_argument("--retrieval-share", type=float, default=0.0,
+                    help="share of training windows with needles and questions (docs/lm.md 'Retrieval tasks')")
+    ap.add_argument("--answer-weight", type=float, default=1.0,
+                    help="loss weight of the answer digits in retrieval windows (1 = plain LM loss)")
     ap.add_argument("--log-every", type=int, default=20)
     ap.add_argument("--eval-every", type=int, default=100)
     ap.add_argument("--eval-every2", type=int, default=30)
@@ -408,6 +436,7 @@ def main():
         log(f"phase 2 done: {phases[-1]}")
     half_round_(model)
     training = {"command": cmd, "seed": a.seed, "threads": a.threads, "torch": torch.__version__,
+                "retrieval_share": a.retrieval_share, "answer_weight": a.answer_weight,
                 "data": {"train": "train.txt: sensesensibility + prideprejudice + mansfieldpark + emma + "
                                   "northangerabbey (scripts/lm/extract_austen.py)", "train_bytes": data.numel(),
                          "heldout": "persuasion", "heldout_bytes": heldout.numel()},

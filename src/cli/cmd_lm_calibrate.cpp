@@ -20,6 +20,7 @@ struct Opts {
     std::string model, text, device, out;
     int64_t offset = 0;
     int context = 4096, threads = 0;
+    double fixed_keep = 0;  // > 0: a fixed-ratio profile, no calibration
     tca_params params{};
 };
 
@@ -29,7 +30,16 @@ void run(const Opts& o) {
     const lm::Config& c = model.cfg;
     // Bad --block/--tau/--alpha fail now, not after the forward pass: a fixed-budget profile runs
     // the library's own parameter checks (the same ones tca_calibrate applies).
-    tca::Profile::fixed(&o.params, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim, 1.0);
+    const tca::Profile fixed = tca::Profile::fixed(&o.params, c.n_layers, c.n_heads, c.n_kv_heads, c.head_dim,
+                                                   o.fixed_keep > 0 ? o.fixed_keep : 1.0);
+    if (o.fixed_keep > 0) {
+        // Baselines need no forward pass: e.g. --fixed-keep below 1/block is the window plus one token
+        // per block (the sparsest profile the method has), the floor any retrieval test must beat.
+        fixed.save(o.out);
+        fmt::print(stderr, "tca: fixed-ratio profile, expected keep ratio {:.4g} on every head\n",
+                   fixed.keep_ratio(0, 0));
+        return;
+    }
     require(o.context > o.params.window, TCA_ERROR_INVALID_ARGUMENT,
             fmt::format("--window {} is not shorter than --context {}: nothing to select", o.params.window, o.context));
     const lm::TextWindows text = lm::read_windows(o.text, o.offset, o.context, 1);
@@ -70,7 +80,7 @@ void register_lm_calibrate(CLI::App& app) {
     // The spec's w = 4096 would leave nothing outside the window at this model's context of 4096.
     o->params.window = 256;
     cmd->add_option("--model", o->model, "model.json (weights file beside it)")->required();
-    cmd->add_option("--text", o->text, "held-in text file (bytes)")->required();
+    cmd->add_option("--text", o->text, "held-in text file (bytes); required unless --fixed-keep");
     cmd->add_option("--offset", o->offset, "byte offset of the calibration window")
         ->capture_default_str()
         ->check(integer_in(0, std::numeric_limits<int64_t>::max()));
@@ -86,7 +96,14 @@ void register_lm_calibrate(CLI::App& app) {
     cmd->add_option("--threads", o->threads, "host matmul threads (0 = one per core, at most 8)")
         ->capture_default_str()
         ->check(integer_in(0, kMaxThreads));
-    cmd->callback([o] { run(*o); });
+    cmd->add_option("--fixed-keep", o->fixed_keep,
+                    "write a fixed-ratio profile with this expected keep ratio in (0, 1] for the model's shape "
+                    "instead of calibrating (below 1/block: the window plus one token per block)")
+        ->check(CLI::Range(std::numeric_limits<double>::min(), 1.0));
+    cmd->callback([o] {
+        if (o->text.empty() && !(o->fixed_keep > 0)) throw CLI::RequiredError("--text");
+        run(*o);
+    });
 }
 
 }  // namespace tca::detail::cli
