@@ -268,6 +268,13 @@ std::vector<Case> CApiAudit::cases() {
         {"tca_tensor_wrap_vulkan", "null context", P([=] { return tca_tensor_wrap_vulkan(nullptr, 1, 64, 0, &desc, &tout); }), INV, "invalid context"},
         {"tca_tensor_wrap_vulkan", "not a Vulkan context", P([=] { return tca_tensor_wrap_vulkan(ctx, 1, 64, 0, &desc, &tout); }), VK_INV, vk_built ? "not a Vulkan context" : "TCA_WITH_VULKAN=OFF"},
         {"tca_tensor_wrap_vulkan", "null out", P([=] { return tca_tensor_wrap_vulkan(ctx, 1, 64, 0, &desc, nullptr); }), INV, "out is null"},
+        {"tca_context_vulkan_begin_recording", "null context", P([] { return tca_context_vulkan_begin_recording(nullptr, nullptr); }), INV, "invalid context"},
+        {"tca_context_vulkan_begin_recording", "not a Vulkan context", P([=] { return tca_context_vulkan_begin_recording(ctx, nullptr); }), VK_INV, vk_built ? "not a Vulkan context" : "TCA_WITH_VULKAN=OFF"},
+        {"tca_context_vulkan_end_recording", "null context", P([] { uint64_t t = 0; return tca_context_vulkan_end_recording(nullptr, &t); }), INV, "invalid context"},
+        {"tca_context_vulkan_end_recording", "null ticket", P([=] { return tca_context_vulkan_end_recording(ctx, nullptr); }), INV, "ticket is null"},
+        {"tca_context_vulkan_end_recording", "not a Vulkan context", P([=] { uint64_t t = 0; return tca_context_vulkan_end_recording(ctx, &t); }), VK_INV, vk_built ? "not a Vulkan context" : "TCA_WITH_VULKAN=OFF"},
+        {"tca_context_vulkan_release", "null context", P([] { return tca_context_vulkan_release(nullptr, 1); }), INV, "invalid context"},
+        {"tca_context_vulkan_release", "not a Vulkan context", P([=] { return tca_context_vulkan_release(ctx, 1); }), VK_INV, vk_built ? "not a Vulkan context" : "TCA_WITH_VULKAN=OFF"},
         // What the build has.
         {"tca_build_has", "unknown component", P([] { return tca_build_has("cuda", &n); }), INV, "unknown component"},
         {"tca_build_has", "null component", P([] { return tca_build_has(nullptr, &n); }), INV, "null"},

@@ -487,6 +487,61 @@ TCA_API tca_status tca_context_create_vulkan(const tca_vulkan_handles* handles, 
 TCA_API tca_status tca_tensor_wrap_vulkan(tca_context* ctx, uint64_t buffer, uint64_t buffer_size, uint64_t offset,
                                           const tca_tensor_desc* desc, tca_tensor** out);
 
+/* Recording into your command buffer (Vulkan interop contexts only).  Between begin and end, every
+ * call on the context (cache prefill/decode, dense prefill/decode, tensor create/upload, cache
+ * create/reset) appends its dispatches, copies and barriers to `command_buffer` and returns: no
+ * vkQueueSubmit, no wait (tca_context_counters: submits and waits do not move).  You end the command
+ * buffer and submit it yourself, to the context's queue.  Outside a recording every call keeps the
+ * blocking behaviour described above, unchanged.
+ *
+ *  - tca_context_vulkan_begin_recording: `command_buffer` is in the recording state, primary, from
+ *    a pool of the context's queue family.  It gets one barrier at once (the library's earlier
+ *    compute/transfer writes, of blocking calls and of earlier recordings, before its later
+ *    accesses).  Refused: a null command buffer, a recording already open (INVALID_ARGUMENT); a
+ *    library-made or non-Vulkan context, profiling on (UNSUPPORTED / INVALID_ARGUMENT).
+ *  - tca_context_vulkan_end_recording: closes the recording (records one barrier, device writes to
+ *    HOST reads; does not end the command buffer) and gives its *ticket.  The descriptor sets,
+ *    scratch and every buffer its commands use (caches, tensors destroyed meanwhile) stay alive
+ *    under the ticket.  Refused without an open recording.
+ *  - tca_context_vulkan_release: once your submission of that command buffer has completed (your
+ *    fence or timeline semaphore), frees what the ticket kept; its descriptor pools are reused.
+ *    An unknown or already released ticket is INVALID_ARGUMENT.  Unreleased tickets are freed by
+ *    tca_context_destroy (their work must be complete by then, as for any vkDestroy*).
+ *  - Limits: none fixed.  Descriptor pools (256 sets each) are added as a recording fills them,
+ *    never waited for; a recording holds about one set per dispatch (a decode step ~4-10) until
+ *    released.  Scratch and parameter blocks are reused between calls of one recording, ordered
+ *    by the library's barriers; parameters go in with vkCmdUpdateBuffer (copied into the command
+ *    buffer), so no host-visible staging is overwritten before the device has read it.
+ *
+ * Barrier contract of a recorded call (whatever you record around it in the same command buffer):
+ *  - Before: your writes to buffers a call reads (Q/K/V, wrapped tensors) are made available to
+ *    the call's reads: a barrier with dstStageMask COMPUTE_SHADER | TRANSFER and dstAccessMask
+ *    SHADER_READ | TRANSFER_READ.  If you overwrite a buffer an earlier recorded call read or
+ *    wrote (the next step's Q), your write waits for it: srcStageMask COMPUTE_SHADER | TRANSFER
+ *    (with srcAccessMask SHADER_WRITE | TRANSFER_WRITE if it wrote it).
+ *  - Between the library's own commands, and between its consecutive calls, it records the
+ *    barriers itself, so back-to-back recorded calls on one cache need nothing of yours.
+ *  - After: your reads of a call's outputs need a barrier with srcStageMask COMPUTE_SHADER |
+ *    TRANSFER and srcAccessMask SHADER_WRITE | TRANSFER_WRITE; the library adds none per call.
+ *  - The command buffer's bound compute pipeline, descriptor sets and push constants are
+ *    undefined after a recorded call: bind yours again.
+ *  - Order: submit recorded command buffers in the order of their tickets, to the context's queue,
+ *    before you make a blocking call on the same context (which submits at once).
+ *
+ * While a recording is open, calls that need results on the host fail with INVALID_ARGUMENT and
+ * change nothing: tca_tensor_download, tca_context_finish, tca_context_last_stats' kept count,
+ * tca_cache_kept_positions and other exact read-backs, tca_calibrate, tca_device_roofline.
+ * Until a ticket is released, reads of buffers it uses fail the same way.  A call that fails
+ * validation (bad shape) records nothing and leaves its cache as it was.  Destroying the context
+ * with a recording open frees it anyway and returns INVALID_ARGUMENT: that command buffer then
+ * references freed objects and must not be submitted.  Submitting the command buffer while the
+ * recording is still open is invalid Vulkan usage the library cannot see (the validation layer
+ * reports it). */
+struct VkCommandBuffer_T;
+TCA_API tca_status tca_context_vulkan_begin_recording(tca_context* ctx, struct VkCommandBuffer_T* command_buffer);
+TCA_API tca_status tca_context_vulkan_end_recording(tca_context* ctx, uint64_t* ticket);
+TCA_API tca_status tca_context_vulkan_release(tca_context* ctx, uint64_t ticket);
+
 /* ---- benchmarking support: build revision, device roofline, kept positions ------------------- */
 
 /* The source revision the library was built from (`git describe` at configure time), or

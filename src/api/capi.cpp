@@ -8,6 +8,7 @@
 #include "api/handles.h"
 #include "api/struct_size.h"
 #include "core/checked.h"
+#include "device/interop.h"
 #include "device/registry.h"
 
 using namespace tca::detail;
@@ -169,8 +170,13 @@ TCA_API tca_status tca_context_destroy(tca_context* ctx) {
     if (ctx == nullptr) return TCA_OK;
     return guarded([&] {
         check_ctx(ctx);
+        // Freed either way; a recording left open is the caller's mistake, reported after the fact.
+        const bool was_recording = vulkan_recording_open(ctx->device->backend());
         ctx->magic = 0;
         delete ctx;
+        require(!was_recording, TCA_ERROR_INVALID_ARGUMENT,
+                "context destroyed with a recording into your command buffer still open: the context is freed, "
+                "and that command buffer now references freed objects (do not submit it)");
     });
 }
 

@@ -142,4 +142,26 @@ TCA_API tca_status tca_tensor_wrap_vulkan(tca_context* ctx, uint64_t buffer, uin
     });
 }
 
+TCA_API tca_status tca_context_vulkan_begin_recording(tca_context* ctx, struct VkCommandBuffer_T* command_buffer) {
+    return api::guarded([&] {
+        check_ctx(ctx);
+        vulkan_begin_recording(ctx->device->backend(), command_buffer);
+    });
+}
+
+TCA_API tca_status tca_context_vulkan_end_recording(tca_context* ctx, uint64_t* ticket) {
+    return api::guarded([&] {
+        check_ctx(ctx);
+        require(ticket != nullptr, TCA_ERROR_INVALID_ARGUMENT, "ticket is null");
+        *ticket = vulkan_end_recording(ctx->device->backend());
+    });
+}
+
+TCA_API tca_status tca_context_vulkan_release(tca_context* ctx, uint64_t ticket) {
+    return api::guarded([&] {
+        check_ctx(ctx);
+        vulkan_release_recording(ctx->device->backend(), ticket);
+    });
+}
+
 }  // extern "C"

@@ -42,4 +42,11 @@ std::unique_ptr<Device> make_vulkan_device_external(const VulkanExternal& ext, c
 // The caller's VkBuffer of `size` bytes as a buffer of `dev` (never destroyed by us).
 Buffer vulkan_wrap_buffer(Device& dev, uint64_t buffer, uint64_t size);
 
+// Recording into the caller's VkCommandBuffer (tca_context_vulkan_begin_recording / _end_recording /
+// _release): TCA_ERROR_INVALID_ARGUMENT on a device that is not Vulkan.
+void vulkan_begin_recording(Device& dev, void* command_buffer);
+uint64_t vulkan_end_recording(Device& dev);  // the recording's ticket
+void vulkan_release_recording(Device& dev, uint64_t ticket);
+bool vulkan_recording_open(Device& dev);  // false on any other device
+
 }  // namespace tca::detail

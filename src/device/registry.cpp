@@ -196,6 +196,10 @@ std::unique_ptr<Device> make_vulkan_device_external(const VulkanExternal&, const
     not_built("the Vulkan backend", "TCA_WITH_VULKAN");
 }
 Buffer vulkan_wrap_buffer(Device&, uint64_t, uint64_t) { not_built("the Vulkan backend", "TCA_WITH_VULKAN"); }
+void vulkan_begin_recording(Device&, void*) { not_built("the Vulkan backend", "TCA_WITH_VULKAN"); }
+uint64_t vulkan_end_recording(Device&) { not_built("the Vulkan backend", "TCA_WITH_VULKAN"); }
+void vulkan_release_recording(Device&, uint64_t) { not_built("the Vulkan backend", "TCA_WITH_VULKAN"); }
+bool vulkan_recording_open(Device&) { return false; }
 // No Vulkan, no validation layer: nothing was ever reported.
 uint64_t vulkan_validation_message_count() { return 0; }
 #endif

@@ -150,12 +150,21 @@ void VulkanDevice::end_and_submit() {
 }
 
 void VulkanDevice::submit() {
+    if (rec_) return;  // the caller's command buffer: the caller submits it
     if (!recording_) return;
     if (profiling_) return submit_and_wait();  // statistics wait for their timestamps anyway
     end_and_submit();
 }
 
+void VulkanDevice::flush() {
+    if (!rec_) submit_and_wait();
+}
+
 void VulkanDevice::submit_and_wait() {
+    // Recorded commands run only once the caller submits its command buffer: nothing to wait for.
+    require(!rec_, TCA_ERROR_INVALID_ARGUMENT,
+            "vulkan: this call waits for the device, but a recording into your command buffer is open "
+            "(tca_context_vulkan_end_recording, submit, wait, tca_context_vulkan_release first)");
     if (recording_) end_and_submit();
     std::vector<VkFence> fences;
     for (auto& f : frames_)
@@ -178,7 +187,7 @@ bool VulkanDevice::in_use(const BufferImpl* b) const {
     if (uses(keep_alive_)) return true;
     for (const auto& f : frames_)
         if (f->in_flight && uses(f->keep_alive)) return true;
-    return false;
+    return ticket_using(b) != 0;
 }
 
 // vkCmdUpdateBuffer copies the data into the command buffer as it is recorded: no staging buffer,

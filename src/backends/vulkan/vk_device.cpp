@@ -67,6 +67,16 @@ VulkanDevice::VulkanDevice(const VulkanExternal& ext, const BackendOptions& opti
 }
 
 VulkanDevice::~VulkanDevice() {
+    // A recording still open is dropped (its commands stay in the caller's command buffer, which must
+    // then not be submitted: tca.h); it and unreleased tickets are freed with the rest below.
+    // Nothing more goes into the caller's command buffer (it may no longer be recording).
+    if (rec_) {
+        rec_->keep_alive = std::move(keep_alive_);
+        rec_->cb = VK_NULL_HANDLE;
+        tickets_[next_ticket_++] = std::move(rec_);
+        recording_ = false;
+        cb_ = VK_NULL_HANDLE;
+    }
     try {
         submit_and_wait();
     } catch (...) {
@@ -81,6 +91,12 @@ VulkanDevice::~VulkanDevice() {
     for (auto& [n, l] : pipeline_layouts_) vkDestroyPipelineLayout(d, l, nullptr);
     for (auto& [n, l] : set_layouts_) vkDestroyDescriptorSetLayout(d, l, nullptr);
     for (auto& [n, m] : modules_) vkDestroyShaderModule(d, m, nullptr);
+    for (auto& [t, f] : tickets_) {
+        f->keep_alive.clear();
+        for (auto p : f->pools) vkDestroyDescriptorPool(d, p, nullptr);
+    }
+    tickets_.clear();
+    for (auto p : spare_pools_) vkDestroyDescriptorPool(d, p, nullptr);
     for (auto& f : frames_) {
         f->keep_alive.clear();
         for (auto p : f->pools) vkDestroyDescriptorPool(d, p, nullptr);
@@ -214,6 +230,25 @@ std::unique_ptr<Device> make_vulkan_device(int index, const BackendOptions& opti
 }
 
 uint64_t vulkan_validation_message_count() { return vulkan::validation_count(); }
+
+namespace {
+VulkanDevice& recording_device(Device& dev) {
+    auto* d = dynamic_cast<VulkanDevice*>(&dev);
+    require(d != nullptr, TCA_ERROR_INVALID_ARGUMENT,
+            dev.info().name + " is not a Vulkan context: it cannot record into a VkCommandBuffer");
+    return *d;
+}
+}  // namespace
+
+void vulkan_begin_recording(Device& dev, void* command_buffer) {
+    recording_device(dev).begin_recording(static_cast<VkCommandBuffer>(command_buffer));
+}
+uint64_t vulkan_end_recording(Device& dev) { return recording_device(dev).end_recording(); }
+void vulkan_release_recording(Device& dev, uint64_t ticket) { recording_device(dev).release_recording(ticket); }
+bool vulkan_recording_open(Device& dev) {
+    auto* d = dynamic_cast<VulkanDevice*>(&dev);
+    return d != nullptr && d->recording_open();
+}
 
 std::unique_ptr<Device> make_vulkan_device_external(const VulkanExternal& ext, const BackendOptions& options) {
     require(ext.instance && ext.physical_device && ext.device && ext.queue, TCA_ERROR_INVALID_ARGUMENT,

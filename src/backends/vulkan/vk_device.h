@@ -95,7 +95,11 @@ public:
     Buffer wrap(VkBuffer buffer, uint64_t size);
 
     void finish() override { submit_and_wait(); }
+    // Interop: hand the call's work to the caller's queue and wait (tca.h); while a recording into
+    // the caller's command buffer is open, nothing (the caller submits).
+    void flush() override;
     void submit() override;
+    void set_profiling(bool on) override;
     void update(const BufView& dst, const void* src, size_t bytes) override;
     std::vector<OpTiming> take_timings() override;
 
@@ -115,6 +119,12 @@ public:
     std::string gemm_engine(DType t) const override { return t == DType::f32 ? "tca gemm.comp (f32)" : ""; }
     void fma_probe(const FmaArgs& a) override;
     bool fma_supported(DType t) const override { return t == DType::f32 || use_float16_; }
+
+    // ---- recording into the caller's command buffer (vk_recording.cpp; tca.h, interop) ----
+    void begin_recording(VkCommandBuffer cb);
+    uint64_t end_recording();  // the ticket of what the recording keeps alive
+    void release_recording(uint64_t ticket);
+    bool recording_open() const { return rec_ != nullptr; }
 
     // ---- test hooks (vk_device.cpp) ----
     size_t cache_bytes_loaded() const { return cache_bytes_loaded_; }
@@ -171,6 +181,17 @@ private:
     bool retire(Frame& f, bool block);
     // Whether commands recorded or queued may still use b (a host write to it must wait first).
     bool in_use(const BufferImpl* b) const;
+    // The frame whose descriptor pools and keep-alive list the commands being recorded use: the open
+    // recording's, or the ring's current one.
+    Frame& current_frame() { return rec_ ? *rec_ : *frames_[frame_]; }
+    // An unreleased recording ticket whose commands use b (0: none).
+    uint64_t ticket_using(const BufferImpl* b) const;
+    // Refuses a host read of b while a recording is open or an unreleased ticket uses b: the results
+    // are not on the device yet, or not known to be (vk_recording.cpp).
+    void check_host_read(const BufferImpl* b) const;
+    // A host-to-device write recorded as a command (vkCmdUpdateBuffer, else a staging copy), waiting
+    // for nothing: for buffers that recorded commands may still use while the host cannot wait.
+    void write_recorded(const BufView& dst, const void* src, size_t bytes);
 
     // ---- profiling (vk_timestamps.cpp) ----
     struct PendingTiming {
@@ -272,6 +293,13 @@ private:
     uint32_t queries_used_ = 0;
     std::vector<PendingTiming> pending_timings_;
     std::vector<OpTiming> timings_;
+
+    // Recording into the caller's command buffer: the open recording (its cb is the caller's, no
+    // fence), and the closed ones by ticket until released; their reset descriptor pools are reused.
+    std::unique_ptr<Frame> rec_;
+    std::map<uint64_t, std::unique_ptr<Frame>> tickets_;
+    std::vector<VkDescriptorPool> spare_pools_;
+    uint64_t next_ticket_ = 1;
 
     std::map<int, Buffer> scratch_;
     Buffer dummy_;

@@ -71,13 +71,23 @@ void VulkanDevice::write(const BufView& dst, const void* src, size_t bytes) {
     require(range_fits(dst.offset, bytes, dst.buf->size), TCA_ERROR_SHAPE_MISMATCH, "write past the end of a buffer");
     if (!bytes) return;
     VkBuf* b = vk(dst.buf);
+    // Commands of a recording into the caller's command buffer may use the buffer until the caller's
+    // submission has run, which the library cannot wait for: the write goes in as a command, ordered
+    // after them (tca.h: the caller submits in ticket order, before later blocking calls).
+    const bool cannot_wait = rec_ || ticket_using(b);
     if (b->mapped) {
         // Commands recorded or queued earlier may still read the old contents; a buffer none of
         // them uses is written at once (an upload then never makes the next call wait).
-        if (in_use(b)) submit_and_wait();
+        if (!in_use(b)) {
+            std::memcpy(b->mapped + dst.offset, src, bytes);
+            return;
+        }
+        if (cannot_wait) return write_recorded(dst, src, bytes);
+        submit_and_wait();
         std::memcpy(b->mapped + dst.offset, src, bytes);
         return;
     }
+    if (cannot_wait) return write_recorded(dst, src, bytes);
     Buffer staging = make_buffer(bytes, true);
     std::memcpy(vk(staging)->mapped, src, bytes);
     copy(BufView{staging, 0}, dst, bytes);
@@ -87,6 +97,7 @@ void VulkanDevice::write(const BufView& dst, const void* src, size_t bytes) {
 void VulkanDevice::read(const BufView& src, void* dst, size_t bytes) {
     require(range_fits(src.offset, bytes, src.buf->size), TCA_ERROR_SHAPE_MISMATCH, "read past the end of a buffer");
     VkBuf* b = vk(src.buf);
+    check_host_read(b);
     ++counters_.readbacks;
     if (b->mapped) {
         submit_and_wait();

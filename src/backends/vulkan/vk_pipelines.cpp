@@ -93,7 +93,9 @@ VkPipeline VulkanDevice::pipeline(const std::string& shader, const std::vector<u
 
 VkDescriptorSet VulkanDevice::descriptor_set(VkDescriptorSetLayout layout) {
     cmd();  // begins the recording, reclaiming its frame: the frame's pools then hold only this recording's sets
-    Frame& f = *frames_[frame_];
+    // Into the caller's command buffer: the recording's own pools, grown (never waited for) as
+    // many calls fill them, until the ticket is released.
+    Frame& f = current_frame();
     for (;; ++f.pool_index) {
         if (f.pool_index == f.pools.size()) {
             VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSetsPerPool * 12};
