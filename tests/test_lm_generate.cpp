@@ -236,5 +236,57 @@ TEST_F(LmGenerateCli, PerByteBitsSumToTheReportedBitsPerByte) {
     EXPECT_NE(bad.code, 0) << bad.output;
 }
 
+
+TEST_F(LmGenerateCli, ThenFileIsALaterTurnThroughDecode) {
+    // Dense on the reference: turn 2's bytes are what one generation over prompt + turn-1 answer +
+    // turn gives (the conversation is the same sequence, fed by decode instead of prefill).
+    const lm::Model m = lm::load_model(kModel.string());
+    const auto text = read_all(kText);
+    const std::vector<uint8_t> prompt(text.begin(), text.begin() + 64);
+    const std::vector<uint8_t> turn = {'\n', 'Q', ':', ' '};
+    std::ofstream(dir_ / "turn.txt", std::ios::binary).write(reinterpret_cast<const char*>(turn.data()), turn.size());
+    tca::Context ctx("cpu");
+    const auto first = lm::generate_greedy(m, ctx, prompt, 8, {});
+    std::vector<uint8_t> longer = prompt;
+    longer.insert(longer.end(), first.begin(), first.end());
+    longer.insert(longer.end(), turn.begin(), turn.end());
+    const auto second = lm::generate_greedy(m, ctx, longer, 8, {});
+    std::string want_hex;
+    for (uint8_t c : first) want_hex += fmt::format("{:02x}", c);
+    for (uint8_t c : second) want_hex += fmt::format("{:02x}", c);
+    const auto r = test::run_cli(base() + " --max-bytes 8 --dense --device cpu --then-file " + (dir_ / "turn.txt").string() +
+                                 " 2>/dev/null | od -An -v -tx1 | tr -d ' \\n'");
+    EXPECT_EQ(r.output, want_hex) << "stdout: turn 1's 8 bytes, then turn 2's 8 bytes";
+    std::ofstream(dir_ / "empty.txt").close();
+    const auto bad = test::run_cli(base() + " --max-bytes 8 --dense --device cpu --then-file " + (dir_ / "empty.txt").string());
+    EXPECT_NE(bad.code, 0);
+    EXPECT_NE(bad.output.find("turn file is empty"), std::string::npos) << bad.output;
+}
+
+TEST_F(LmGenerateCli, FixedKeepWritesTheWindowOnlyBaselineWithoutText) {
+    const lm::Model m = lm::load_model(kModel.string());
+    const std::string path = (dir_ / "w.json").string();
+    const auto r = test::run_cli("lm-calibrate --model " + kModel.string() + " --fixed-keep 0.001 --block 64 --window 128 --out " + path);
+    ASSERT_EQ(r.code, 0) << r.output;
+    tca::Profile p = tca::Profile::load(path);
+    tca_params want{};
+    want.struct_size = sizeof want;
+    ASSERT_EQ(tca_params_init(&want), TCA_OK);
+    want.block = 64, want.window = 128;
+    tca::Profile ref = tca::Profile::fixed(&want, m.cfg.n_layers, m.cfg.n_heads, m.cfg.n_kv_heads, m.cfg.head_dim, 0.001);
+    for (int l = 0; l < m.cfg.n_layers; ++l)
+        for (int h = 0; h < m.cfg.n_kv_heads; ++h) EXPECT_EQ(p.keep_ratio(l, h), ref.keep_ratio(l, h)) << l << "," << h;
+    EXPECT_NEAR(p.keep_ratio(0, 0), 1.0 / 64, 1e-4) << "below 1/block: about one token per block";
+    const auto no_text = test::run_cli("lm-calibrate --model " + kModel.string() + " --out " + (dir_ / "x.json").string());
+    EXPECT_NE(no_text.code, 0);
+    EXPECT_NE(no_text.output.find("--text"), std::string::npos) << no_text.output;
+    for (const char* bad : {"0", "1.5", "-1"}) {
+        const auto b = test::run_cli("lm-calibrate --model " + kModel.string() + " --fixed-keep " + bad + " --out " +
+                                     (dir_ / "y.json").string());
+        EXPECT_NE(b.code, 0) << bad;
+        EXPECT_FALSE(fs::exists(dir_ / "y.json")) << bad;
+    }
+}
+
 }  // namespace
 }  // namespace tca::detail
