@@ -523,6 +523,10 @@ TCA_API tca_status tca_tensor_wrap_vulkan(tca_context* ctx, uint64_t buffer, uin
  *    barriers itself, so back-to-back recorded calls on one cache need nothing of yours.
  *  - After: your reads of a call's outputs need a barrier with srcStageMask COMPUTE_SHADER |
  *    TRANSFER and srcAccessMask SHADER_WRITE | TRANSFER_WRITE; the library adds none per call.
+ *    If a later recorded call writes a buffer your commands read in between (an output you
+ *    consumed, then the next step overwrites), order your reads before it: a barrier with
+ *    srcStageMask the stage of your reads and dstStageMask COMPUTE_SHADER | TRANSFER (write after
+ *    read needs the execution dependency only).
  *  - The command buffer's bound compute pipeline, descriptor sets and push constants are
  *    undefined after a recorded call: bind yours again.
  *  - Order: submit recorded command buffers in the order of their tickets, to the context's queue,
