@@ -238,6 +238,17 @@ TCA_API tca_status tca_profile_head_info(const tca_profile* profile, int layer, 
 TCA_API tca_status tca_profile_fixed(const tca_params* params, int layers, int q_heads, int kv_heads, int head_dim,
                                      double keep_ratio, tca_profile** out);
 
+/* Heads sharded across devices (tensor parallelism): the profile of KV heads [kv_head_begin,
+ * kv_head_begin + kv_heads) of every layer, with their query heads (g = q_heads / kv_heads per KV
+ * head, KV head h serving query heads h*g .. h*g + g - 1), renumbered from 0 and otherwise the same
+ * (parameters, candidates, each head's p*).  A runtime that runs each head shard on its own device
+ * makes that shard's caches from its slice and hands them that shard's Q/K/V: selection, budgets
+ * and outputs are exactly the unsharded cache's for those heads, bit for bit on the same device
+ * (every decision is per (layer, KV head), and decode plans its split-K partitions for the whole
+ * model's KV heads, which the slice remembers; saved, it is the profile's "shard" object, and a
+ * slice of a slice counts from the whole model).  A range outside the profile's KV heads, or empty, is TCA_ERROR_INVALID_ARGUMENT. */
+TCA_API tca_status tca_profile_slice(const tca_profile* profile, int kv_head_begin, int kv_heads, tca_profile** out);
+
 /* Offline calibration (one forward pass per layer): q[l] [Hq, L, d] and k[l] [Hkv, L, d] are layer
  * l's calibration tensors on ctx's device; L must exceed params->window.  NULL params: defaults. */
 TCA_API tca_status tca_calibrate(tca_context* ctx, const tca_params* params, int layers,

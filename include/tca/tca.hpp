@@ -177,6 +177,12 @@ public:
         return Profile(p);
     }
     const tca_profile* get() const { return p_.get(); }
+    // KV heads [kv_head_begin, kv_head_begin + kv_heads) with their query heads: one device's shard.
+    Profile slice(int kv_head_begin, int kv_heads) const {
+        tca_profile* p = nullptr;
+        check(tca_profile_slice(p_.get(), kv_head_begin, kv_heads, &p));
+        return Profile(p);
+    }
     void save(const std::string& path) const { check(tca_profile_save(p_.get(), path.c_str())); }
     struct Shape {
         int layers, q_heads, kv_heads, head_dim;

@@ -181,6 +181,16 @@ TCA_API tca_status tca_profile_fixed(const tca_params* params, int layers, int q
     });
 }
 
+TCA_API tca_status tca_profile_slice(const tca_profile* profile, int kv_head_begin, int kv_heads, tca_profile** out) {
+    return api::guarded([&] {
+        require(out != nullptr, TCA_ERROR_INVALID_ARGUMENT, "out is null");
+        *out = nullptr;
+        auto prof = std::make_unique<tca_profile>();
+        prof->p = method::slice_kv_heads(profile_of(profile), kv_head_begin, kv_heads);
+        *out = prof.release();
+    });
+}
+
 TCA_API tca_status tca_calibrate(tca_context* ctx, const tca_params* params, int layers, const tca_tensor* const* q,
                                  const tca_tensor* const* k, tca_profile** out) {
     return api::guarded([&] {
@@ -250,6 +260,7 @@ TCA_API tca_status tca_cache_create_ex(tca_context* ctx, const tca_profile* prof
             require(layer >= 0 && layer < p.shape.layers, TCA_ERROR_INVALID_ARGUMENT,
                     "layer " + std::to_string(layer) + " outside the profile's " + std::to_string(p.shape.layers));
             c->profile = std::make_unique<method::Profile>(p);
+            c->shape.plan_kv_heads = p.model_kv_heads;  // a head shard decodes as the whole model does
         }
         c->start();
         *out = c.release();

@@ -116,6 +116,8 @@ struct DecodeArgs {
     // partitions, so that a step's work follows the live rows (the TCA store's |G|), not the
     // store's capacity; a row past it is still attended (the last split takes the rest).
     int n2_max = -1;
+    // KV heads the split count is planned for (0: k1.heads); see AttnShape::plan_kv_heads.
+    int plan_heads = 0;
     // Rows the split-K partitions are planned over: n1 plus the bound on segment 2.
     int64_t planned_rows() const {
         if (!k2.data) return n1;

@@ -128,6 +128,7 @@ public:
         std::vector<int> gained(H, 0);
         if (m > 0) {
             DecodeArgs d;  // the chunk's last query over G + every uncompressed row
+            d.plan_heads = shape().plan_kv_heads;
             d.q = row_view(q, C - 1), d.o = o_last_;
             d.k1 = rows_view(store_[0], r0, ucap_), d.v1 = rows_view(store_[1], r0, ucap_), d.n1 = n;
             set_global_segment(d);
@@ -173,6 +174,7 @@ public:
         const int n1 = n_u_ + 1;
         const bool full = n1 == w + b;  // pending (the rows before the ring) holds b tokens
         DecodeArgs a;
+        a.plan_heads = shape().plan_kv_heads;
         a.q = q, a.o = o, a.k1 = rows_view(store_[0], r0, ucap_), a.v1 = rows_view(store_[1], r0, ucap_), a.n1 = n1;
         set_global_segment(a);
         if (full) a.probs = probs_, a.probs_n = b;
@@ -374,6 +376,7 @@ public:
         g.src_k = k, g.src_v = v, g.dst_k = row_view(k_, t), g.dst_v = row_view(v_, t), g.uniform_count = 1;
         dev_.gather(g);
         DecodeArgs a;
+        a.plan_heads = shape().plan_kv_heads;
         a.q = q, a.o = o, a.k1 = k_, a.v1 = v_, a.n1 = t + 1;
         dev_.decode(a);
         if (step_trace_) trace_n1_.push_back(t + 1);

@@ -44,6 +44,7 @@ public:
         g.src_k = k, g.src_v = v, g.dst_k = row_view(k_, t), g.dst_v = row_view(v_, t), g.uniform_count = 1;
         dev_.gather(g);
         DecodeArgs a;
+        a.plan_heads = shape().plan_kv_heads;
         a.q = q, a.o = o, a.k1 = k_, a.v1 = v_, a.n1 = t + 1;
         dev_.decode(a);
         if (step_trace_) trace_n1_.push_back(t + 1);  // the one step that may throw (host memory) comes before the commit

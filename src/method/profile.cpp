@@ -94,6 +94,7 @@ std::string profile_to_json(const Profile& p) {
                          {"covered_mass", h.covered_mass}, {"kept_tokens", h.kept_tokens},
                          {"global_tokens", h.global_tokens}, {"keep_ratio", h.keep_ratio}});
     j["heads"] = heads;
+    if (p.model_kv_heads > 0) j["shard"] = {{"kv_head_begin", p.shard_begin}, {"model_kv_heads", p.model_kv_heads}};
     return j.dump(2) + "\n";
 }
 
@@ -137,6 +138,14 @@ Profile profile_from_json(const std::string& text, const std::string& what) {
         bad(what, std::string("bad parameters: ") + e.what());
     }
     p.calibration_tokens = int_field(j, "calibration_tokens", what);
+    if (j.contains("shard")) {
+        const json& sh = j["shard"];
+        p.model_kv_heads = int_field(sh, "model_kv_heads", what + " shard", 1);
+        p.shard_begin = int_field(sh, "kv_head_begin", what + " shard", 0);
+        if (p.model_kv_heads < p.shape.kv_heads || p.shard_begin > p.model_kv_heads - p.shape.kv_heads)
+            bad(what, "shard: KV heads " + std::to_string(p.shard_begin) + " + " + std::to_string(p.shape.kv_heads) +
+                          " do not fit the model's " + std::to_string(p.model_kv_heads));
+    }
 
     const json& c = j.contains("candidates") ? j["candidates"] : json();
     p.keep_counts = int_array_field(c, "keep_counts", what + " candidates", 1, INT_MAX);
@@ -204,6 +213,28 @@ void check_profile_shape(const Profile& p, int q_heads, int kv_heads, int head_d
             "profile is for " + std::to_string(p.shape.q_heads) + " query heads / " + std::to_string(p.shape.kv_heads) +
                 " KV heads / head dim " + std::to_string(p.shape.head_dim) + ", the tensors have " +
                 std::to_string(q_heads) + " / " + std::to_string(kv_heads) + " / " + std::to_string(head_dim));
+}
+
+Profile slice_kv_heads(const Profile& p, int begin, int count) {
+    // Written as subtractions so that no sum of caller values can overflow.
+    require(begin >= 0 && count >= 1 && begin < p.shape.kv_heads && count <= p.shape.kv_heads - begin,
+            TCA_ERROR_INVALID_ARGUMENT,
+            "KV heads [" + std::to_string(begin) + ", " + std::to_string(begin) + " + " + std::to_string(count) +
+                ") are not a non-empty range of the profile's " + std::to_string(p.shape.kv_heads) + " KV heads");
+    Profile out = p;
+    out.model_kv_heads = p.model_kv_heads > 0 ? p.model_kv_heads : p.shape.kv_heads;
+    out.shard_begin = p.shard_begin + begin;
+    const int group = p.shape.q_heads / p.shape.kv_heads;
+    out.shape.kv_heads = count;
+    out.shape.q_heads = count * group;
+    out.heads.clear();
+    for (int l = 0; l < p.shape.layers; ++l)
+        for (int h = 0; h < count; ++h) {
+            HeadProfile hp = p.head(l, begin + h);
+            hp.kv_head = h;
+            out.heads.push_back(hp);
+        }
+    return out;
 }
 
 Profile fixed_ratio_profile(const TcaParams& params, const ModelShape& shape, double keep_ratio) {

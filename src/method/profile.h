@@ -34,6 +34,9 @@ struct Profile {
     std::vector<int> keep_counts;
     std::vector<Candidate> candidates;
     std::vector<HeadProfile> heads;  // index layer * kv_heads + kv_head
+    // A head shard (slice_kv_heads): the whole model's KV heads and this shard's first one; 0, 0 for
+    // a whole model. Saved as the optional "shard" object.
+    int model_kv_heads = 0, shard_begin = 0;
 
     const HeadProfile& head(int layer, int kv_head) const { return heads[size_t(layer) * shape.kv_heads + kv_head]; }
     // p* of every KV head of a layer, as a session takes it.
@@ -52,6 +55,13 @@ std::string profile_to_json(const Profile& p);
 Profile profile_from_json(const std::string& text, const std::string& what);
 
 Profile load_profile(const std::string& path);
+
+// KV heads [begin, begin + count) of every layer (and their query heads, g per KV head), renumbered
+// from 0: the profile of one shard of a model whose heads run on several devices (tensor
+// parallelism). Selection and budgets are per (layer, KV head), so a cache made from the slice on
+// that shard's heads computes exactly what the full profile's cache computes for them.
+// Throws TCA_ERROR_INVALID_ARGUMENT for a range outside the profile's KV heads.
+Profile slice_kv_heads(const Profile& p, int begin, int count);
 
 // Throws TCA_ERROR_SHAPE_MISMATCH unless the profile was made for this attention shape.
 void check_profile_shape(const Profile& p, int q_heads, int kv_heads, int head_dim);

@@ -20,6 +20,9 @@ namespace tca::detail::method {
 
 struct AttnShape {
     int q_heads = 0, kv_heads = 0, dim = 0;
+    // KV heads decode's split-K is planned for (0: kv_heads). A head shard of a model plans for the
+    // whole model's heads, so its partitions, and so its results, are exactly the unsharded ones.
+    int plan_kv_heads = 0;
 };
 
 // Logical cache contents and their size. Per KV head the cache is |G| + |pending| + |ring|

@@ -133,6 +133,7 @@ public:
         const int n1 = n1_ + 1;
         const bool compress = n1 == w + b;  // pending holds b tokens after this step's attention
         DecodeArgs a;
+        a.plan_heads = shape().plan_kv_heads;
         a.q = q, a.o = o, a.k1 = wk, a.v1 = wv, a.n1 = n1;
         a.k2 = g_k_, a.v2 = g_v_, a.n2 = n2_[n2_cur_];
         // G's lengths are on the device; the host's account bounds them, so the split-K partitions

@@ -11,7 +11,8 @@ namespace tca::detail::opencl {
 // Enough split-K partitions to fill the device, so the choice depends on the number of heads.
 // Planned over the live rows (DecodeArgs::planned_rows), not segment 2's capacity.
 int OpenCLDevice::decode_splits(const DecodeArgs& a) const {
-    return decode_splits_for(a.planned_rows(), tuning_.decode, int(compute_units_), a.k1.heads);
+    return decode_splits_for(a.planned_rows(), tuning_.decode, int(compute_units_),
+                             a.plan_heads > 0 ? a.plan_heads : a.k1.heads);
 }
 
 // Lanes per row, and the largest tile (<= the tuning's) whose local memory fits the device.

@@ -45,7 +45,7 @@ int VulkanDevice::decode_splits(const DecodeArgs& a) const {
     // Vulkan reports no compute-unit count: a CPU driver runs one workgroup per host thread; for a
     // GPU, 128 stands for a large GPU's multiprocessors (splits past the work are not made anyway).
     const int cus = info_.type == TCA_DEVICE_CPU_DRIVER ? std::max(1, int(std::thread::hardware_concurrency())) : 128;
-    return decode_splits_for(a.planned_rows(), tuning_.decode, cus, a.k1.heads);
+    return decode_splits_for(a.planned_rows(), tuning_.decode, cus, a.plan_heads > 0 ? a.plan_heads : a.k1.heads);
 }
 
 void VulkanDevice::decode(const DecodeArgs& a) {
