@@ -3,6 +3,7 @@
 // read-back, no blocking wait and no device allocation on any device, and their results equal the
 // blocking path's (a tca_context_finish after every call) bit for bit. The lazy reads (cache size,
 // kept positions, the kept count of the stats) are exact afterwards.
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -31,7 +32,8 @@ struct HotRun {
 };
 
 // blocking: tca_context_finish after every call (the behaviour before calls became asynchronous).
-HotRun run_calls(const std::string& dev, bool blocking) {
+// chunk > 0: a chunked cache (tca_cache_create_ex) fed the prompt in chunks of `chunk` tokens.
+HotRun run_calls(const std::string& dev, bool blocking, int chunk = 0) {
     HotRun r;
     tca_context* ctx = nullptr;
     EXPECT_EQ(tca_context_create(dev.c_str(), &ctx), TCA_OK) << tca_last_error();
@@ -42,7 +44,11 @@ HotRun run_calls(const std::string& dev, bool blocking) {
     tca_profile* prof = nullptr;
     EXPECT_EQ(tca_profile_fixed(&params, 1, kHq, kHkv, kD, 0.3, &prof), TCA_OK) << tca_last_error();
     tca_cache* cache = nullptr;
-    EXPECT_EQ(tca_cache_create(ctx, prof, 0, kHq, kHkv, kD, TCA_F32, kP + kSteps, &cache), TCA_OK) << tca_last_error();
+    tca_cache_options opts{sizeof(tca_cache_options)};
+    EXPECT_EQ(tca_cache_options_init(&opts), TCA_OK);
+    if (chunk > 0) opts.mode = TCA_CACHE_CHUNKED, opts.max_chunk = chunk;
+    EXPECT_EQ(tca_cache_create_ex(ctx, prof, 0, kHq, kHkv, kD, TCA_F32, kP + kSteps, &opts, &cache), TCA_OK)
+        << tca_last_error();
     std::vector<tca_tensor*> all;
     auto tensor = [&](int heads, int n, uint32_t seed) {
         tca_tensor* t = nullptr;
@@ -56,6 +62,15 @@ HotRun run_calls(const std::string& dev, bool blocking) {
     };
     // Every input on the device before the measured calls: only the calls themselves are counted.
     tca_tensor *q = tensor(kHq, kP, 11), *k = tensor(kHkv, kP, 12), *v = tensor(kHkv, kP, 13), *o = tensor(kHq, kP, 0);
+    struct Chunk {
+        tca_tensor *q, *k, *v, *o;
+    };
+    std::vector<Chunk> chunks;
+    for (int at = 0, i = 0; chunk > 0 && at < kP; at += chunk, ++i) {
+        const int n = std::min(chunk, kP - at);
+        chunks.push_back({tensor(kHq, n, 500 + 4 * i), tensor(kHkv, n, 501 + 4 * i), tensor(kHkv, n, 502 + 4 * i),
+                          tensor(kHq, n, 0)});
+    }
     std::vector<tca_tensor*> sq, sk, sv, so;
     for (int s = 0; s < kSteps; ++s) {
         sq.push_back(tensor(kHq, 1, 100 + 4 * s));
@@ -64,8 +79,14 @@ HotRun run_calls(const std::string& dev, bool blocking) {
         so.push_back(tensor(kHq, 1, 0));
     }
     auto pass = [&] {
-        EXPECT_EQ(tca_cache_prefill(cache, q, k, v, o), TCA_OK) << tca_last_error();
-        if (blocking) EXPECT_EQ(tca_context_finish(ctx), TCA_OK);
+        if (chunk == 0) {
+            EXPECT_EQ(tca_cache_prefill(cache, q, k, v, o), TCA_OK) << tca_last_error();
+            if (blocking) EXPECT_EQ(tca_context_finish(ctx), TCA_OK);
+        }
+        for (const Chunk& c : chunks) {
+            EXPECT_EQ(tca_cache_prefill(cache, c.q, c.k, c.v, c.o), TCA_OK) << tca_last_error();
+            if (blocking) EXPECT_EQ(tca_context_finish(ctx), TCA_OK);
+        }
         for (int s = 0; s < kSteps; ++s) {
             EXPECT_EQ(tca_cache_decode(cache, sq[s], sk[s], sv[s], so[s]), TCA_OK) << tca_last_error();
             if (blocking) EXPECT_EQ(tca_context_finish(ctx), TCA_OK);
@@ -93,8 +114,17 @@ HotRun run_calls(const std::string& dev, bool blocking) {
         EXPECT_EQ(tca_cache_kept_positions(cache, h, pos.data(), n, &n), TCA_OK);
         r.kept.push_back(pos);
     }
-    r.out.resize(size_t(kHq) * kP * kD);
-    EXPECT_EQ(tca_tensor_download(o, r.out.data(), r.out.size() * 4), TCA_OK);
+    if (chunk == 0) {
+        r.out.resize(size_t(kHq) * kP * kD);
+        EXPECT_EQ(tca_tensor_download(o, r.out.data(), r.out.size() * 4), TCA_OK);
+    }
+    for (const Chunk& c : chunks) {
+        int n = 0;
+        EXPECT_EQ(tca_tensor_shape(c.o, nullptr, nullptr, &n, nullptr), TCA_OK);
+        std::vector<float> x(size_t(kHq) * n * kD);
+        EXPECT_EQ(tca_tensor_download(c.o, x.data(), x.size() * 4), TCA_OK);
+        r.out.insert(r.out.end(), x.begin(), x.end());
+    }
     for (int s = 0; s < kSteps; ++s) {
         std::vector<float> x(size_t(kHq) * kD);
         EXPECT_EQ(tca_tensor_download(so[s], x.data(), x.size() * 4), TCA_OK);
@@ -126,6 +156,21 @@ TEST_P(HotPath, WarmPrefillAndDecodeMakeNoReadbackWaitOrAllocation) {
     }
     std::printf("[ hot path ] %s: %llu submits, %llu waits over 1 prefill + %d decode steps\n", GetParam().c_str(),
                 static_cast<unsigned long long>(a.hot.submits), static_cast<unsigned long long>(a.hot.waits), kSteps);
+}
+
+// The same for a chunked cache fed the prompt in 4 chunks (256, 256, 256, 232 tokens): a chunk's
+// kept lists and budgets go to the device without waiting (Device::update).
+TEST_P(HotPath, WarmChunkedPromptAndDecodeMakeNoReadbackWaitOrAllocation) {
+    const HotRun a = run_calls(GetParam(), false, 256);
+    EXPECT_EQ(a.hot.readbacks, 0u);
+    EXPECT_EQ(a.hot.waits, 0u);
+    EXPECT_EQ(a.hot.allocations, 0u);
+    if (GetParam() != "cpu") {
+        EXPECT_EQ(a.hot.submits, uint64_t(4 + kSteps));
+    }
+    const HotRun b = run_calls(GetParam(), true, 256);
+    EXPECT_EQ(a.out, b.out) << "chunked: asynchronous and blocking calls differ";
+    EXPECT_EQ(a.kept, b.kept);
 }
 
 TEST_P(HotPath, AsynchronousCallsEqualBlockingOnesBitForBit) {

@@ -66,7 +66,9 @@ std::vector<float> read_floats(Device& dev, const BufView& v, size_t n) {
 }
 
 void write_ints(Device& dev, const BufView& v, const std::vector<int32_t>& values) {
-    if (!values.empty()) dev.write(v, values.data(), values.size() * 4);
+    // update(), not write(): enqueued in order with the ops, no wait (a blocking write on an
+    // in-order queue waits for everything queued before it, the hot path's hidden sync).
+    if (!values.empty()) dev.update(v, values.data(), checked_mul(values.size(), 4, "int32 write bytes"));
 }
 
 Tensor alloc_tensor(Device& dev, int heads, int tokens, int dim, DType dtype, int align) {

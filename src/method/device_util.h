@@ -21,6 +21,7 @@ BufView alloc_zero_rows(Device& dev, int heads, size_t row_elements);
 BufView alloc_int_rows(Device& dev, int heads, const std::vector<int32_t>& values);
 std::vector<int32_t> read_ints(Device& dev, const BufView& v, size_t n);
 std::vector<float> read_floats(Device& dev, const BufView& v, size_t n);
+// Enqueued like an op (Device::update): values are copied at once, nothing waits.
 void write_ints(Device& dev, const BufView& v, const std::vector<int32_t>& values);
 
 // A contiguous device tensor [heads, tokens, dim] of dtype (f32 data converted to f16 if asked),
