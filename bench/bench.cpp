@@ -11,6 +11,7 @@
 #include "bench_api.h"
 #include "bench_check.h"
 #include "core/checked.h"
+#include "core/dtype.h"
 #include "core/half.h"
 
 namespace tca::detail::bench {
@@ -68,8 +69,9 @@ TensorPtr upload(tca_context* ctx, tca_dtype dt, int h, int l, int d, const floa
     if (dt == TCA_F32) {
         check(tca_tensor_upload(t, data, n * 4), "upload");
     } else {
+        const DType format = dt == TCA_F16 ? DType::f16 : DType::bf16;
         std::vector<uint16_t> half(n);
-        for (size_t i = 0; i < n; ++i) half[i] = float_to_half(data[i]);
+        for (size_t i = 0; i < n; ++i) half[i] = float_to_16bit(format, data[i]);
         check(tca_tensor_upload(t, half.data(), n * 2), "upload");
     }
     return p;
@@ -133,9 +135,11 @@ tca_params params_of(const Config& cfg) {
 // checks see exactly the device's values.
 Workload make_inputs(const Config& cfg, int L, uint64_t seed) {
     Workload s = synth_workload(cfg.workload, cfg.heads, cfg.kv_heads, L, cfg.dim, seed);
-    if (cfg.kv_dtype == TCA_F16)
-        for (auto* t : {&s.k, &s.v})
-            for (float& x : t->data) x = half_to_float(float_to_half(x));
+    if (cfg.kv_dtype != TCA_F32) {
+        const DType t = cfg.kv_dtype == TCA_F16 ? DType::f16 : DType::bf16;
+        for (auto* x : {&s.k, &s.v})
+            for (float& e : x->data) e = float_from_16bit(t, float_to_16bit(t, e));
+    }
     return s;
 }
 
@@ -296,7 +300,7 @@ private:
         r.dev = dr_.facts;
         r.length = L_, r.heads = cfg_.heads, r.kv_heads = cfg_.kv_heads, r.dim = cfg_.dim;
         r.window = cfg_.window, r.block = cfg_.block;
-        r.kv_dtype = cfg_.kv_dtype == TCA_F32 ? "f32" : "f16";
+        r.kv_dtype = cfg_.kv_dtype == TCA_F32 ? "f32" : cfg_.kv_dtype == TCA_F16 ? "f16" : "bf16";
         const double es = cfg_.kv_dtype == TCA_F32 ? 4 : 2;
         r.kv_dense_bytes = 2.0 * cfg_.kv_heads * double(L_) * cfg_.dim * es;
         return r;

@@ -51,7 +51,7 @@ void register_bench(CLI::App& app) {
     cmd->add_option("--heads", cfg->heads, "Query heads (default 32, Llama-3.1-8B)")->check(positive_int());
     cmd->add_option("--kv-heads", cfg->kv_heads, "Key/value heads (default 8)")->check(positive_int());
     cmd->add_option("--dim", cfg->dim, "Head dimension (default 128)")->check(positive_int());
-    cmd->add_option("--kv-dtype", *dtype, "K/V storage: f16 or f32")->check(CLI::IsMember({"f16", "f32"}));
+    cmd->add_option("--kv-dtype", *dtype, "K/V storage: f16, bf16 or f32")->check(CLI::IsMember({"f16", "bf16", "f32"}));
     cmd->add_option("--runs", cfg->runs, "Timed runs per case (median reported)")->check(positive_int());
     cmd->add_option("--warmup", cfg->warmup, "Untimed runs first")->check(non_negative_int());
     cmd->add_option("--decode-steps", cfg->decode_steps, "Timed decode steps per run (default 8)")
@@ -88,7 +88,7 @@ void register_bench(CLI::App& app) {
         for (const auto* path : {json_path.get(), csv_path.get()})
             if (!path->empty()) io::check_output_path(*path);
         bench::Config c = *cfg;
-        c.kv_dtype = *dtype == "f32" ? TCA_F32 : TCA_F16;
+        c.kv_dtype = *dtype == "f32" ? TCA_F32 : *dtype == "bf16" ? TCA_BF16 : TCA_F16;
         c.calibrate = !*no_calibrate;
         if (c.quick) {
             // Only what the user did not set explicitly.

@@ -25,9 +25,12 @@
 // at 0 keeps every probability <= 1 / l whatever the rounding.
 inline float exp_below(float x, float m) { return exp(fmin(x - m, 0.0f)); }
 
-// K/V are stored as f32 or f16; vload_half is core OpenCL 1.2, so f16 storage needs no
-// extension and every sum runs in float.
-#if KV_HALF
+// K/V are stored as f32 (KV_HALF 0), f16 (1) or bf16 (2); vload_half is core OpenCL 1.2, so f16
+// storage needs no extension, bf16 is its f32's upper half (a shift), and every sum runs in float.
+#if KV_HALF == 2
+typedef ushort kv_t;
+#define LOAD_KV4(p, e) as_float4(convert_uint4(vload4(0, (p) + (e))) << 16)
+#elif KV_HALF
 typedef half kv_t;
 #define LOAD_KV4(p, e) vload_half4(0, (p) + (e))
 #else

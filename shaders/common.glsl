@@ -26,7 +26,10 @@ float exp_below(float x, float m) { return exp(min(x - m, 0.0)); }
 
 // KV_BUFFER(binding, name) declares a read-only K/V buffer and `vec4 name_load4(uint e)`, the four
 // elements e..e+3 as float (e in elements of the stored type; any alignment). Needs the
-// specialization constant KV_F16 (1 when the buffer holds f16) to be declared before use.
+// specialization constant KV_F16 (0 f32, 1 f16, 2 bf16) to be declared before use. The native
+// fp16-storage variant is built for f16 only; bf16 (the upper half of an f32) reads 32-bit words.
+float bf16_lo(uint w) { return uintBitsToFloat(w << 16); }
+float bf16_hi(uint w) { return uintBitsToFloat(w & 0xffff0000u); }
 #ifdef TCA_NATIVE_F16
 #define KV_BUFFER(B, NAME)                                                                          \
     layout(binding = B, std430) readonly buffer NAME##_h16 { float16_t NAME##_h[]; };              \
@@ -40,6 +43,12 @@ float exp_below(float x, float m) { return exp(min(x - m, 0.0)); }
     vec4 NAME##_load4(uint e) {                                                                     \
         if (KV_F16 == 0) return vec4(NAME##_f[e], NAME##_f[e + 1], NAME##_f[e + 2], NAME##_f[e + 3]); \
         const uint w = e >> 1;                                                                      \
+        if (KV_F16 == 2u) {                                                                         \
+            const uint x = NAME##_u[w], y = NAME##_u[w + 1];                                        \
+            if ((e & 1u) == 0u) return vec4(bf16_lo(x), bf16_hi(x), bf16_lo(y), bf16_hi(y));        \
+            const uint z = NAME##_u[w + 2];                                                         \
+            return vec4(bf16_hi(x), bf16_lo(y), bf16_hi(y), bf16_lo(z));                            \
+        }                                                                                           \
         if ((e & 1u) == 0u) return vec4(unpackHalf2x16(NAME##_u[w]), unpackHalf2x16(NAME##_u[w + 1])); \
         const vec2 a = unpackHalf2x16(NAME##_u[w]), b = unpackHalf2x16(NAME##_u[w + 1]),           \
                    c = unpackHalf2x16(NAME##_u[w + 2]);                                             \

@@ -85,7 +85,7 @@ GuardedTensor make_tensor(Device& dev, DType dtype, int heads, int tokens, int d
                 std::memcpy(row.data(), src, row.size());
             } else {
                 auto* dst = reinterpret_cast<uint16_t*>(row.data());
-                for (int i = 0; i < dim; ++i) dst[i] = float_to_half(src[i]);
+                for (int i = 0; i < dim; ++i) dst[i] = float_to_16bit(dtype, src[i]);
             }
             dev.write(BufView{b, kGuardBytes + size_t(h * head_stride + t * token_stride) * es}, row.data(), row.size());
         }
@@ -114,7 +114,7 @@ std::vector<float> read_tensor(Device& dev, const GuardedTensor& g) {
                 } else {
                     uint16_t hbits;
                     std::memcpy(&hbits, p, 2);
-                    v = half_to_float(hbits);
+                    v = float_from_16bit(g.t.dtype, hbits);
                 }
                 out[(size_t(h) * g.t.tokens + t) * g.t.dim + i] = v;
             }
@@ -183,6 +183,13 @@ std::vector<float> randn(size_t n, uint32_t seed, float sigma) {
     std::vector<float> v(n);
     for (float& x : v) x = dist(rng);
     return v;
+}
+
+std::vector<float> round_to_format(DType t, const std::vector<float>& x) {
+    if (t == DType::f32) return x;
+    std::vector<float> r(x.size());
+    for (size_t i = 0; i < x.size(); ++i) r[i] = float_from_16bit(t, float_to_16bit(t, x[i]));
+    return r;
 }
 
 std::vector<float> round_to_half(const std::vector<float>& x) {

@@ -69,6 +69,8 @@ void check_guards(Device& dev, const GuardedArray& a, const std::string& what);
 std::vector<float> randn(size_t n, uint32_t seed, float sigma = 1.0f);
 // Rounds through fp16 so the reference sees exactly the stored values.
 std::vector<float> round_to_half(const std::vector<float>& x);
+// x as stored in format t (f32: unchanged; f16, bf16: rounded by the spec's rule).
+std::vector<float> round_to_format(DType t, const std::vector<float>& x);
 
 // sum (ref - x)^2 / sum ref^2 (0 when both are all-zero).
 double nmse(const std::vector<float>& ref, const std::vector<float>& x);

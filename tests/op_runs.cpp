@@ -19,7 +19,7 @@ std::vector<int> sorted_subset(int n, double frac, uint32_t seed) {
 
 std::vector<float> kv_values(const Shape& c, int tokens, uint32_t seed) {
     auto v = randn(size_t(c.hkv) * tokens * c.dim, seed);
-    return c.dtype == DType::f16 ? round_to_half(v) : v;
+    return round_to_format(c.dtype, v);
 }
 
 }  // namespace

@@ -66,10 +66,10 @@ TEST_F(CApi, EmptyShapesAreRejected) {
     EXPECT_STATUS(tca_tensor_create(ctx, TCA_F32, 0, 10, 64, &t), TCA_ERROR_INVALID_ARGUMENT, "empty");
     EXPECT_STATUS(tca_tensor_create(ctx, TCA_F32, 1, -5, 64, &t), TCA_ERROR_INVALID_ARGUMENT, "empty");
     // Enum inputs are ints at the ABI: any value is defined behaviour, and every unknown one is rejected.
-    for (int dt : {7, 2, -1, INT_MIN, INT_MAX})
+    for (int dt : {7, 3, -1, INT_MIN, INT_MAX})
         EXPECT_STATUS(tca_tensor_create(ctx, dt, 1, 5, 64, &t), TCA_ERROR_INVALID_ARGUMENT, "dtype");
     tca_cache* c = nullptr;
-    for (int dt : {2, -1, INT_MAX})
+    for (int dt : {3, -1, INT_MAX})
         EXPECT_STATUS(tca_cache_create(ctx, nullptr, 0, 4, 2, 64, dt, 32, &c), TCA_ERROR_INVALID_ARGUMENT, "dtype");
     EXPECT_EQ(c, nullptr);
     for (int s : {-1, 13, 999, INT_MIN}) EXPECT_STREQ(tca_status_name(s), "TCA_ERROR_UNKNOWN") << s;  // 12 is TCA_ERROR_OUT_OF_RANGE

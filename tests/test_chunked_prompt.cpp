@@ -62,7 +62,7 @@ void run_against_reference(Device& d, const ChunkSetup& s, const std::string& wh
     const auto x = make_data(s, total);
     // The reference reads K/V as the session stores them.
     std::vector<float> kr = x.k.data, vr = x.v.data;
-    if (s.kv == DType::f16) kr = round_to_half(kr), vr = round_to_half(vr);
+    kr = round_to_format(s.kv, kr), vr = round_to_format(s.kv, vr);
     const auto prof = method::fixed_ratio_profile(params_of(s), {1, s.hq, s.hkv, s.dim}, s.keep);
     ChunkedReference ref(s.hq, s.hkv, s.dim, s.block, s.window, params_of(s).alpha, prof.layer_p(0), x.q.data.data(),
                          kr.data(), vr.data(), total);
@@ -136,6 +136,13 @@ TEST_P(ChunkedTest, MatchesStepByStepReferenceF16) {
     run_against_reference(dev(), s, "group 4 f16:");
     s.hq = 3, s.hkv = 3, s.chunks = {150, 3, 96, 40};
     run_against_reference(dev(), s, "group 1 f16:");
+}
+
+TEST_P(ChunkedTest, MatchesStepByStepReferenceBf16) {
+    ChunkSetup s;
+    s.chunks = kVaried, s.steps = 40, s.kv = DType::bf16, s.dim = 64, s.seed = 9;
+    s.hq = 4, s.hkv = 2;
+    run_against_reference(dev(), s, "group 2 bf16:");
 }
 
 TEST_P(ChunkedTest, EveryKindAndSingleTokenChunks) {

@@ -144,6 +144,44 @@ TEST_F(Cli, AttendChunked) {
     EXPECT_FALSE(fs::exists(d("chd0.npy")));
 }
 
+// --kv-format: K/V stored as f16 or bf16 (the .npy's f32 converted by the spec's rule). The same
+// selection and outputs on every device as the reference in that format, the bound holds, the
+// output is within the format's error of f32's, and an unknown format is refused.
+TEST_F(Cli, AttendKvFormat) {
+    const std::string qkv = " --q " + d("w/q.npy") + " --k " + d("w/k.npy") + " --v " + d("w/v.npy");
+    auto as_floats = [](const io::NpyArray& a) {
+        std::vector<float> f(a.data.size() / 4);
+        std::memcpy(f.data(), a.data.data(), a.data.size());
+        return f;
+    };
+    auto run = [&](const std::string& dev, const std::string& fmt) {
+        const std::string tag = d("kf_" + test::safe_name(dev) + "_" + fmt);
+        const auto r = tca("attend" + qkv + " --profile " + d("p.json") + " --device " + dev + " --kv-format " + fmt +
+                           " --decode-steps 20 --out " + tag + "_o.npy --selection " + tag + "_s.npy --stats " + tag + ".json");
+        EXPECT_EQ(r.code, 0) << r.output;
+        std::ifstream f(tag + ".json");
+        return std::make_tuple(as_floats(io::read_npy(tag + "_o.npy")), io::read_npy(tag + "_s.npy").data,
+                               nlohmann::json::parse(f));
+    };
+    const auto [o32, s32, st32] = run("cpu", "f32");
+    for (const std::string fmt : {"f16", "bf16"}) {
+        const auto [o_ref, s_ref, st] = run("cpu", fmt);
+        EXPECT_EQ(st["totals"]["bound_violations"].get<int>(), 0) << fmt;
+        const double err = test::nmse(o32, o_ref);
+        EXPECT_GT(err, 0.0) << fmt << " must actually round K/V";
+        EXPECT_LT(err, fmt == "bf16" ? 1e-3 : 1e-5) << fmt;
+        for (const auto& dev : test::devices_under_test()) {
+            const auto [o, s, st_dev] = run(dev, fmt);
+            EXPECT_TRUE(s_ref == s) << dev << " " << fmt << ": selection differs";
+            EXPECT_LE(test::nmse(o_ref, o), 1e-9) << dev << " " << fmt;
+        }
+    }
+    const auto bad = tca("attend" + qkv + " --dense --device cpu --kv-format q5_1 --out " + d("kf_bad.npy"));
+    EXPECT_NE(bad.code, 0);
+    EXPECT_NE(bad.output.find("--kv-format"), std::string::npos) << bad.output;
+    EXPECT_FALSE(fs::exists(d("kf_bad.npy")));
+}
+
 TEST_F(Cli, BadInputFailsCleanly) {
     // A truncated .npy, a rank-2 .npy, a float64 .npy.
     {

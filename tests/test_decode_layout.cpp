@@ -40,13 +40,15 @@ std::vector<Case> matrix() {
     out.push_back({4, 2, 128, DType::f16, 1, {0, 1}, 1});     // one key, then two
     out.push_back({2, 2, 128, DType::f32, 3, {0, 0}, 0});     // segment 2 empty everywhere
     out.push_back({8, 1, 128, DType::f16, 129, {1000}, 64});  // long segment 2
+    out.push_back({4, 2, 128, DType::bf16, 131, {300, 13}, 32});  // bf16 K/V
+    out.push_back({2, 2, 64, DType::bf16, 5, {77, 200}, 4});
     return out;
 }
 
 // o (and probs) of one decode of `c` on `d`; `splits` and `n2_max` as DecodeArgs takes them.
 std::pair<std::vector<float>, std::vector<float>> run(Device& d, const Case& c, int splits, int n2_max) {
     const int hq = c.group * c.hkv, cap2 = c.n2.empty() ? 0 : std::max(1, *std::max_element(c.n2.begin(), c.n2.end()) + 5);
-    auto kvh = [&](std::vector<float> x) { return c.dtype == DType::f16 ? round_to_half(x) : x; };
+    auto kvh = [&](std::vector<float> x) { return round_to_format(c.dtype, x); };
     auto q = make_tensor(d, DType::f32, hq, 1, c.dim, randn(size_t(hq) * c.dim, 11, 1.5f));
     auto k1 = make_tensor(d, c.dtype, c.hkv, c.n1 + 3, c.dim, kvh(randn(size_t(c.hkv) * (c.n1 + 3) * c.dim, 12)), 4);
     auto v1 = make_tensor(d, c.dtype, c.hkv, c.n1 + 3, c.dim, kvh(randn(size_t(c.hkv) * (c.n1 + 3) * c.dim, 13)));

@@ -25,13 +25,14 @@ const std::vector<DenseCase> kPrefillCases = {
     {4, 1, 129, 64, DType::f32, 0},   {2, 2, 1000, 64, DType::f32, 0},  {1, 1, 129, 128, DType::f32, 0},
     {2, 1, 129, 128, DType::f16, 0},  {8, 1, 129, 64, DType::f16, 0},   {8, 2, 77, 128, DType::f32, 0},
     {4, 2, 300, 128, DType::f16, 0},  {2, 1, 200, 64, DType::f32, 12},  {4, 1, 200, 128, DType::f16, 4},
-    {2, 1, 4097, 64, DType::f16, 0},  {1, 1, 8192, 128, DType::f32, 0},
+    {2, 1, 4097, 64, DType::f16, 0},  {1, 1, 8192, 128, DType::f32, 0},  {4, 2, 300, 128, DType::bf16, 4},
+    {8, 1, 129, 64, DType::bf16, 0},
 };
 
 const std::vector<DenseCase> kDecodeCases = {
     {4, 1, 1, 64, DType::f32, 0},    {8, 1, 129, 64, DType::f16, 0},   {2, 2, 1000, 128, DType::f32, 0},
     {4, 2, 333, 128, DType::f16, 8}, {8, 8, 64, 64, DType::f32, 0},    {4, 1, 4097, 128, DType::f32, 0},
-    {2, 1, 8192, 64, DType::f16, 0},
+    {2, 1, 8192, 64, DType::f16, 0},  {4, 2, 333, 128, DType::bf16, 8}, {8, 1, 129, 64, DType::bf16, 0},
 };
 
 struct Inputs {
@@ -44,10 +45,8 @@ Inputs make_inputs(const DenseCase& c, int q_tokens, uint32_t seed) {
     in.q = randn(size_t(c.hq) * q_tokens * c.dim, seed, 1.5f);
     in.k = randn(size_t(c.hkv) * c.len * c.dim, seed + 1);
     in.v = randn(size_t(c.hkv) * c.len * c.dim, seed + 2);
-    if (c.dtype == DType::f16) {
-        in.k = round_to_half(in.k);
-        in.v = round_to_half(in.v);
-    }
+    in.k = round_to_format(c.dtype, in.k);
+    in.v = round_to_format(c.dtype, in.v);
     return in;
 }
 

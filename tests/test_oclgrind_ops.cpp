@@ -38,7 +38,8 @@ constexpr int kHq = 2, kHkv = 1, kDim = 64, kBlock = 16, kWindow = 32;
 TEST_P(OclgrindOps, DensePrefill) {
     // L = 40: one full and one partial query tile; f16 with padded rows.
     for (const auto& [s, pad] : {std::pair{Shape{kHq, kHkv, 40, kDim, DType::f32}, 0},
-                                 std::pair{Shape{kHq, kHkv, 40, kDim, DType::f16}, 4}}) {
+                                 std::pair{Shape{kHq, kHkv, 40, kDim, DType::f16}, 4},
+                                 std::pair{Shape{kHq, kHkv, 40, kDim, DType::bf16}, 0}}) {
         const auto ref = run_dense_prefill(reference(), s, pad);
         const auto got = run_dense_prefill(dev(), s, pad);
         expect_finite(got, "dense prefill");
@@ -65,6 +66,8 @@ TEST_P(OclgrindOps, DecodeTwoSegmentsProbsAndSplits) {
     const DecodeCase cases[] = {
         // dense decode (segment 1 only), the device's split plan
         {{kHq, kHkv, 300, kDim, DType::f16}, 300, 0, {}, 0, 0},
+        // bf16 K/V, both segments
+        {{kHq, kHkv, 80, kDim, DType::bf16}, 60, 50, {33}, 0, 0},
         // both segments with probs over part of segment 1
         {{kHq, kHkv, 200, kDim, DType::f32}, 150, 100, {77}, 150, 0},
         // segment 2 only, forced split-K into 3, a bound on the live rows of segment 2
@@ -86,7 +89,8 @@ TEST_P(OclgrindOps, DecodeTwoSegmentsProbsAndSplits) {
 
 TEST_P(OclgrindOps, Score) {
     for (const auto& [s, row, n] : {std::tuple{Shape{kHq, kHkv, 300, kDim, DType::f32}, 2, 300},
-                                    std::tuple{Shape{kHq, kHkv, 100, kDim, DType::f16}, 0, 77}}) {
+                                    std::tuple{Shape{kHq, kHkv, 100, kDim, DType::f16}, 0, 77},
+                                    std::tuple{Shape{kHq, kHkv, 60, kDim, DType::bf16}, 0, 60}}) {
         EXPECT_LE(nmse(run_score(reference(), s, row, n), run_score(dev(), s, row, n)), 1e-9) << "n_keys=" << n;
     }
 }
@@ -109,7 +113,8 @@ TEST_P(OclgrindOps, MetricRankSelect) {
 }
 
 TEST_P(OclgrindOps, Gather) {
-    for (DType dt : {DType::f32, DType::f16}) EXPECT_EQ(run_gather(reference(), dt), run_gather(dev(), dt)) << dtype_name(dt);
+    for (DType dt : {DType::f32, DType::f16, DType::bf16})
+        EXPECT_EQ(run_gather(reference(), dt), run_gather(dev(), dt)) << dtype_name(dt);
 }
 
 TEST_P(OclgrindOps, Colsum) {

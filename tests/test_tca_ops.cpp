@@ -35,10 +35,8 @@ Qkv make_qkv(const Shape& s, uint32_t seed) {
     x.q = randn(size_t(s.hq) * s.len * s.dim, seed, 1.2f);
     x.k = randn(size_t(s.hkv) * s.len * s.dim, seed + 1);
     x.v = randn(size_t(s.hkv) * s.len * s.dim, seed + 2);
-    if (s.dtype == DType::f16) {
-        x.k = round_to_half(x.k);
-        x.v = round_to_half(x.v);
-    }
+    x.k = round_to_format(s.dtype, x.k);
+    x.v = round_to_format(s.dtype, x.v);
     return x;
 }
 
@@ -53,7 +51,7 @@ protected:
 TEST_P(OpsTest, ScoreMatchesReference) {
     for (const Shape& s : {Shape{1, 1, 1, 64, DType::f32}, Shape{2, 1, 127, 64, DType::f32},
                            Shape{8, 2, 129, 128, DType::f16}, Shape{4, 1, 4097, 128, DType::f32},
-                           Shape{8, 1, 1000, 64, DType::f16}}) {
+                           Shape{8, 1, 1000, 64, DType::f16}, Shape{8, 2, 300, 128, DType::bf16}}) {
         const Qkv x = make_qkv(s, 7);
         for (int n_keys : {s.len, std::max(1, s.len / 2)}) {
             auto run = [&](Device& d) {
@@ -175,7 +173,7 @@ TEST_P(OpsTest, SelectIsExactWithTiesToLowerIndex) {
 // ---- gather -----------------------------------------------------------------------------------------
 
 TEST_P(OpsTest, GatherAppendsExactly) {
-    for (DType dt : {DType::f32, DType::f16}) {
+    for (DType dt : {DType::f32, DType::f16, DType::bf16}) {
         const int heads = 3, src_len = 300, dim = 64, dst_len = 200;
         const auto kv = randn(size_t(heads) * src_len * dim, 41);
         // Indices: sorted subsets of different sizes per head.
@@ -249,7 +247,7 @@ TEST_P(OpsTest, SparsePrefillMatchesReference) {
     for (const Case c : {Case{{2, 1, 1, 64, DType::f32}, 16}, Case{{4, 2, 129, 64, DType::f32}, 32},
                          Case{{8, 1, 300, 128, DType::f16}, 64}, Case{{2, 2, 1000, 128, DType::f32}, 100},
                          Case{{4, 1, 200, 64, DType::f32}, 500} /* window longer than the prompt */,
-                         Case{{2, 1, 4097, 64, DType::f16}, 1024}}) {
+                         Case{{2, 1, 4097, 64, DType::f16}, 1024}, Case{{4, 2, 600, 128, DType::bf16}, 128}}) {
         const Shape& s = c.s;
         const Qkv x = make_qkv(s, 51);
         const int n_global = std::max(0, s.len - c.window), kept_stride = std::max(1, n_global);
@@ -313,7 +311,8 @@ TEST_P(OpsTest, TwoSegmentDecodeWithProbs) {
     for (const Case& c : {Case{{4, 2, 300, 64, DType::f32}, 160, 32, {0, 77}},
                           Case{{8, 1, 5000, 128, DType::f16}, 4224, 128, {700}},
                           Case{{2, 2, 50, 128, DType::f32}, 1, 1, {50, 3}},
-                          Case{{8, 8, 260, 64, DType::f32}, 200, 0, {1, 2, 3, 4, 5, 6, 7, 260}}}) {
+                          Case{{8, 8, 260, 64, DType::f32}, 200, 0, {1, 2, 3, 4, 5, 6, 7, 260}},
+                          Case{{4, 2, 700, 128, DType::bf16}, 300, 64, {650, 41}}}) {
         const Shape& s = c.s;
         const Qkv x = make_qkv(s, 61);
         const std::vector<float> q1(x.q.begin(), x.q.begin() + size_t(s.hq) * s.dim);
@@ -322,8 +321,8 @@ TEST_P(OpsTest, TwoSegmentDecodeWithProbs) {
             auto q = make_tensor(d, DType::f32, s.hq, 1, s.dim, q1);
             auto ka = make_tensor(d, s.dtype, s.hkv, s.len, s.dim, x.k);
             auto va = make_tensor(d, s.dtype, s.hkv, s.len, s.dim, x.v);
-            auto kb = make_tensor(d, s.dtype, s.hkv, s.len, s.dim, s.dtype == DType::f16 ? round_to_half(k2) : k2, 4);
-            auto vb = make_tensor(d, s.dtype, s.hkv, s.len, s.dim, s.dtype == DType::f16 ? round_to_half(v2) : v2, 4);
+            auto kb = make_tensor(d, s.dtype, s.hkv, s.len, s.dim, round_to_format(s.dtype, k2), 4);
+            auto vb = make_tensor(d, s.dtype, s.hkv, s.len, s.dim, round_to_format(s.dtype, v2), 4);
             auto o = make_output(d, s.hq, 1, s.dim);
             auto nb = make_ints(d, c.n2);
             auto pb = make_floats(d, std::vector<float>(size_t(s.hkv) * std::max(1, c.probs_n), NAN));
@@ -347,7 +346,8 @@ TEST_P(OpsTest, TwoSegmentDecodeWithProbs) {
 
 TEST_P(OpsTest, ColsumMatchesReference) {
     for (const Shape& s : {Shape{1, 1, 1, 64, DType::f32}, Shape{4, 2, 129, 64, DType::f32},
-                           Shape{2, 1, 700, 128, DType::f16}, Shape{8, 2, 1500, 64, DType::f32}}) {
+                           Shape{2, 1, 700, 128, DType::f16}, Shape{8, 2, 1500, 64, DType::f32},
+                           Shape{4, 2, 500, 64, DType::bf16}}) {
         const Qkv x = make_qkv(s, 71);
         auto run = [&](Device& d) {
             auto q = make_tensor(d, DType::f32, s.hq, s.len, s.dim, x.q);

@@ -256,6 +256,13 @@ TEST_P(PipelineTest, Fp16PrefillAndDecodeMatchReference) {
     run_side_by_side(dev(), x, s, "mix f16");
 }
 
+TEST_P(PipelineTest, Bf16PrefillAndDecodeMatchReference) {
+    SessionSetup s;
+    s.kv = DType::bf16, s.prompt = 600, s.steps = 60, s.dim = 64;
+    const auto x = synth(SynthKind::mix, s.hq, s.hkv, s.prompt + s.steps, s.dim);
+    run_side_by_side(dev(), x, s, "mix bf16");
+}
+
 TEST_P(PipelineTest, EdgeLengthsAndLongWindow) {
     for (int prompt : {1, 127, 128, 129, 4097}) {
         SessionSetup s;

@@ -66,7 +66,9 @@ typedef enum tca_status {
     TCA_ERROR_OUT_OF_RANGE = 12     /* finite inputs too large for float32 attention (see "input range") */
 } tca_status;
 
-typedef enum tca_dtype { TCA_F32 = 0, TCA_F16 = 1 } tca_dtype;
+/* TCA_BF16 (added later): the upper 16 bits of the f32, rounded to nearest even (spec "K/V
+ * storage formats"); for K/V tensors and caches, like TCA_F16.  Queries and outputs are f32. */
+typedef enum tca_dtype { TCA_F32 = 0, TCA_F16 = 1, TCA_BF16 = 2 } tca_dtype;
 
 typedef enum tca_device_type {
     TCA_DEVICE_DISCRETE_GPU = 0,

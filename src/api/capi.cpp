@@ -5,6 +5,7 @@
 #include <string>
 
 #include "api/capi_guard.h"
+#include "api/dtypes.h"
 #include "api/handles.h"
 #include "api/struct_size.h"
 #include "core/checked.h"
@@ -220,13 +221,11 @@ TCA_API tca_status tca_tensor_create(tca_context* ctx, int dtype, int heads, int
         check_ctx(ctx);
         require(out != nullptr, TCA_ERROR_INVALID_ARGUMENT, "out is null");
         *out = nullptr;
-        require(dtype == TCA_F32 || dtype == TCA_F16, TCA_ERROR_INVALID_ARGUMENT,
-                "unknown dtype " + std::to_string(dtype) + " (TCA_F32 = 0, TCA_F16 = 1)");
+        const DType dt = api::dtype_from_api(dtype);
         const std::string shape =
             "[" + std::to_string(heads) + ", " + std::to_string(tokens) + ", " + std::to_string(dim) + "]";
         require(heads > 0 && tokens > 0 && dim > 0, TCA_ERROR_INVALID_ARGUMENT,
                 "tensor shape " + shape + " is empty or negative");
-        const DType dt = dtype == TCA_F32 ? DType::f32 : DType::f16;
         // Checked: (2^30, 2^30, 16) f32 is 2^66 bytes, which wraps to a 0-byte buffer in 64 bits.
         const std::string what = "tensor " + shape + " " + dtype_name(dt) + " bytes";
         (void)checked_product({heads, tokens, dim, int64_t(dtype_size(dt))}, what.c_str());
@@ -256,7 +255,7 @@ TCA_API tca_status tca_tensor_destroy(tca_tensor* t) {
 TCA_API tca_status tca_tensor_shape(const tca_tensor* t, tca_dtype* dtype, int* heads, int* tokens, int* dim) {
     return guarded([&] {
         require(t != nullptr && t->magic == tca_tensor::kMagic, TCA_ERROR_INVALID_ARGUMENT, "invalid tensor handle");
-        if (dtype) *dtype = t->t.dtype == DType::f32 ? TCA_F32 : TCA_F16;
+        if (dtype) *dtype = api::dtype_to_api(t->t.dtype);
         if (heads) *heads = t->t.heads;
         if (tokens) *tokens = t->t.tokens;
         if (dim) *dim = t->t.dim;

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "api/capi_guard.h"
+#include "api/dtypes.h"
 #include "api/handles.h"
 #include "api/struct_size.h"
 #include "core/checked.h"
@@ -31,12 +32,10 @@ tca_context* new_context(std::unique_ptr<Device> dev, const BackendOptions& opti
 Tensor described(const tca_tensor_desc* desc, Buffer buf, uint64_t offset) {
     const tca_tensor_desc dv = api::read_struct(desc, "desc");
     const tca_tensor_desc* d = &dv;
-    require(d->dtype == TCA_F32 || d->dtype == TCA_F16, TCA_ERROR_INVALID_ARGUMENT,
-            "unknown dtype " + std::to_string(d->dtype) + " (TCA_F32 = 0, TCA_F16 = 1)");
+    const DType dt = api::dtype_from_api(d->dtype);
     require(d->heads > 0 && d->tokens > 0 && d->dim > 0, TCA_ERROR_INVALID_ARGUMENT,
             "tensor shape [" + std::to_string(d->heads) + ", " + std::to_string(d->tokens) + ", " +
                 std::to_string(d->dim) + "] is empty or negative");
-    const DType dt = d->dtype == TCA_F32 ? DType::f32 : DType::f16;
     Tensor t = d->head_stride == 0 && d->token_stride == 0
                    ? Tensor::contiguous(BufView{}, dt, d->heads, d->tokens, d->dim)
                    : Tensor{BufView{}, dt, d->heads, d->tokens, d->dim, d->head_stride, d->token_stride};

@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "api/capi_guard.h"
+#include "api/dtypes.h"
 #include "api/handles.h"
 #include "api/struct_size.h"
 #include "core/checked.h"
@@ -246,13 +247,12 @@ TCA_API tca_status tca_cache_create_ex(tca_context* ctx, const tca_profile* prof
                 "cache shape and max_tokens must be positive");
         require(q_heads % kv_heads == 0, TCA_ERROR_SHAPE_MISMATCH,
                 std::to_string(q_heads) + " query heads are not a multiple of " + std::to_string(kv_heads) + " KV heads");
-        require(kv_dtype == TCA_F32 || kv_dtype == TCA_F16, TCA_ERROR_INVALID_ARGUMENT,
-                "unknown kv_dtype " + std::to_string(kv_dtype) + " (TCA_F32 = 0, TCA_F16 = 1)");
+        const DType kv = api::dtype_from_api(kv_dtype, "kv_dtype");
         auto c = std::make_unique<tca_cache>();
         c->ctx = ctx;
         c->layer = layer, c->max_tokens = max_tokens;
         c->shape = method::AttnShape{q_heads, kv_heads, head_dim};
-        c->kv_dtype = kv_dtype == TCA_F32 ? DType::f32 : DType::f16;
+        c->kv_dtype = kv;
         c->max_chunk = max_chunk;
         if (profile) {
             const auto& p = profile_of(profile);

@@ -27,6 +27,11 @@ void register_attend(CLI::App& app) {
                     "feed the prompt (the first L - N tokens) as chunks of C tokens, the last may be shorter, "
                     "through a chunked cache (spec \"Chunked prompt\"); works with --dense")
         ->check(positive_int());
+    cmd->add_option("--kv-format", o->kv_format,
+                    "K/V storage format: f32, f16 or bf16 (the .npy values are converted by the spec's rule); "
+                    "q8_0 and q4_0 are not read yet")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"f32", "f16", "bf16"}));
     cmd->callback([o, cmd] {
         if (o->profile.empty() && !o->dense) throw CLI::RequiredError("--profile or --dense");
         tools::attend(*o);

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "core/kv_format.h"
 
 namespace tca::detail {
 
@@ -22,7 +23,9 @@ double finite_at(DType dtype, const void* data, size_t i, const char* what) {
     } else {
         uint16_t h;
         std::memcpy(&h, static_cast<const char*>(data) + i * 2, 2);
-        x = (h & 0x7c00u) == 0x7c00u ? NAN : half_to_float(h);  // exponent all ones: Inf or NaN
+        // Exponent all ones: Inf or NaN (f16: 5 exponent bits, bf16: f32's 8).
+        if (dtype == DType::bf16) x = (h & 0x7f80u) == 0x7f80u ? NAN : bf16_to_float(h);
+        else x = (h & 0x7c00u) == 0x7c00u ? NAN : half_to_float(h);
     }
     require(std::isfinite(x), TCA_ERROR_NONFINITE_INPUT,
             std::string(what) + ": non-finite value (NaN or Inf) at element " + std::to_string(i));

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/dtype.h"
 #include "core/half.h"
 
 namespace tca::detail {
@@ -16,6 +17,9 @@ uint16_t float_to_bf16(float f) {
     x += 0x7fffu + ((x >> 16) & 1u);
     return uint16_t(x >> 16);
 }
+
+uint16_t float_to_16bit(DType t, float f) { return t == DType::bf16 ? float_to_bf16(f) : float_to_half(f); }
+float float_from_16bit(DType t, uint16_t h) { return t == DType::bf16 ? bf16_to_float(h) : half_to_float(h); }
 
 float bf16_to_float(uint16_t h) {
     const uint32_t x = uint32_t(h) << 16;

@@ -91,7 +91,7 @@ Tensor upload_tensor(Device& dev, const HostTensor& x, DType dtype, int align) {
         dev.write(t.data, x.data.data(), x.data.size() * 4);
     } else {
         std::vector<uint16_t> h(x.data.size());
-        for (size_t i = 0; i < h.size(); ++i) h[i] = float_to_half(x.data[i]);
+        for (size_t i = 0; i < h.size(); ++i) h[i] = float_to_16bit(dtype, x.data[i]);
         dev.write(t.data, h.data(), h.size() * 2);
     }
     return t;
@@ -111,7 +111,7 @@ void write_row(Device& dev, const Tensor& t, int head, int token, const float* v
         dev.write(dst, values, size_t(t.dim) * 4);
     } else {
         std::vector<uint16_t> h(t.dim);
-        for (int i = 0; i < t.dim; ++i) h[i] = float_to_half(values[i]);
+        for (int i = 0; i < t.dim; ++i) h[i] = float_to_16bit(t.dtype, values[i]);
         dev.write(dst, h.data(), h.size() * 2);
     }
 }

@@ -1,6 +1,7 @@
 // tca attend's work (tools.h): load, run a session over prompt + decode steps, write the files.
 #include <fmt/core.h>
 
+#include "core/dtype.h"
 #include "io/atomic_file.h"
 #include "io/npy.h"
 #include "method/bound.h"
@@ -40,8 +41,8 @@ void attend(const AttendRequest& o) {
     for (const auto* path : {&o.out, &o.selection, &o.stats})  // a bad output path fails before the work
         if (!path->empty()) io::check_output_path(*path);
     const auto q = load_tensor(o.q, "--q");
-    const auto k = load_tensor(o.k, "--k");
-    const auto v = load_tensor(o.v, "--v");
+    auto k = load_tensor(o.k, "--k");
+    auto v = load_tensor(o.v, "--v");
     require(k.heads == v.heads && k.tokens == v.tokens && k.dim == v.dim, TCA_ERROR_SHAPE_MISMATCH,
             fmt::format("--k [{}, {}, {}] and --v [{}, {}, {}] differ", k.heads, k.tokens, k.dim, v.heads, v.tokens, v.dim));
     require(q.tokens == k.tokens && q.dim == k.dim, TCA_ERROR_SHAPE_MISMATCH,
@@ -61,13 +62,21 @@ void attend(const AttendRequest& o) {
     }
     auto dev = open_cli_device(o.device);
     const method::AttnShape shape{q.heads, k.heads, q.dim};
+    // K/V stored in the asked format: the .npy's f32 values are converted by the spec's rule as
+    // they go to the device (AttentionSession::prefill / decode).
+    const DType kv = o.kv_format == "f16" ? DType::f16 : o.kv_format == "bf16" ? DType::bf16 : DType::f32;
+    // The host copies take the stored values too, so the report's dense reference and bound see
+    // exactly what the device attends (the format's own error is not TCA's).
+    if (kv != DType::f32)
+        for (auto* x : {&k, &v})
+            for (float& e : x->data) e = float_from_16bit(kv, float_to_16bit(kv, e));
     std::unique_ptr<method::AttentionSession> session;
     if (o.chunk > 0)
-        session = o.dense ? method::make_chunked_dense_session(*dev, shape, L, o.chunk)
-                          : method::make_chunked_tca_session(*dev, shape, profile.params, profile.layer_p(0), L, o.chunk);
+        session = o.dense ? method::make_chunked_dense_session(*dev, shape, L, o.chunk, kv)
+                          : method::make_chunked_tca_session(*dev, shape, profile.params, profile.layer_p(0), L, o.chunk, kv);
     else
-        session = o.dense ? method::make_dense_session(*dev, shape, L)
-                          : method::make_tca_session(*dev, shape, profile.params, profile.layer_p(0), L);
+        session = o.dense ? method::make_dense_session(*dev, shape, L, kv)
+                          : method::make_tca_session(*dev, shape, profile.params, profile.layer_p(0), L, kv);
 
     method::HostTensor out = o.chunk > 0 ? prefill_in_chunks(*session, q, k, v, P, o.chunk)
                                          : session->prefill(slice_tokens(q, 0, P), slice_tokens(k, 0, P), slice_tokens(v, 0, P));

@@ -16,6 +16,7 @@ struct AttendRequest {
     bool dense = false;
     int decode_steps = 0;
     int chunk = 0;  // > 0: the prompt goes in chunks of this many tokens (a chunked cache)
+    std::string kv_format = "f32";  // K/V storage: f32, f16, bf16
 };
 void attend(const AttendRequest& r);
 

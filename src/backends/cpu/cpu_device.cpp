@@ -31,7 +31,7 @@ float* floats(const BufView& v) { return reinterpret_cast<float*>(base_of(v)); }
 double at(const Tensor& x, int h, int t, int i) {
     const int64_t e = int64_t(h) * x.head_stride + int64_t(t) * x.token_stride + i;
     if (x.dtype == DType::f32) return reinterpret_cast<const float*>(base_of(x.data))[e];
-    return half_to_float(reinterpret_cast<const uint16_t*>(base_of(x.data))[e]);
+    return float_from_16bit(x.dtype, reinterpret_cast<const uint16_t*>(base_of(x.data))[e]);
 }
 
 float* row_f32(const Tensor& x, int h, int t) {
@@ -306,7 +306,7 @@ public:
         Timer t(this, Op::gemm);
         auto load = [&](const BufView& v, size_t i) -> double {
             if (a.dtype == DType::f32) return reinterpret_cast<const float*>(base_of(v))[i];
-            return half_to_float(reinterpret_cast<const uint16_t*>(base_of(v))[i]);
+            return float_from_16bit(a.dtype, reinterpret_cast<const uint16_t*>(base_of(v))[i]);
         };
         std::vector<double> row(size_t(a.n));
         for (int i = 0; i < a.m; ++i) {
@@ -318,7 +318,7 @@ public:
             for (int j = 0; j < a.n; ++j) {
                 const size_t e = size_t(i) * a.n + j;
                 if (a.dtype == DType::f32) reinterpret_cast<float*>(base_of(a.c))[e] = static_cast<float>(row[j]);
-                else reinterpret_cast<uint16_t*>(base_of(a.c))[e] = float_to_half(static_cast<float>(row[j]));
+                else reinterpret_cast<uint16_t*>(base_of(a.c))[e] = float_to_16bit(a.dtype, static_cast<float>(row[j]));
             }
         }
     }

@@ -85,7 +85,7 @@ inline size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 inline int ceil_div(int a, int b) { return int((int64_t(a) + b - 1) / b); }  // a + b - 1 may pass INT_MAX
 
 inline std::string kv_options(const Tensor& kv) {
-    return "-D HEAD_DIM=" + std::to_string(kv.dim) + " -D KV_HALF=" + (kv.dtype == DType::f16 ? "1" : "0");
+    return "-D HEAD_DIM=" + std::to_string(kv.dim) + " -D KV_HALF=" + (kv.dtype == DType::f16 ? "1" : kv.dtype == DType::bf16 ? "2" : "0");
 }
 inline std::string define(const char* name, int value) { return std::string(" -D ") + name + "=" + std::to_string(value); }
 

@@ -30,7 +30,7 @@ std::vector<uint32_t> VulkanDevice::decode_spec(const DecodeArgs& a, uint32_t mo
     std::vector<uint32_t> s(8);
     s[TCA_DECODE_SPEC_WG] = wg;
     s[TCA_DECODE_SPEC_D] = uint32_t(a.q.dim);
-    s[TCA_DECODE_SPEC_F16] = a.k1.dtype == DType::f16 ? 1u : 0u;
+    s[TCA_DECODE_SPEC_F16] = kv_format_spec(a.k1.dtype);
     s[TCA_DECODE_SPEC_SGW] = sgw;
     s[TCA_DECODE_SPEC_MODE] = mode;
     s[TCA_DECODE_SPEC_GROUP] = group;

@@ -29,12 +29,12 @@ void VulkanDevice::gather(const GatherArgs& a) {
     // fp16 rows copy as whole 32-bit words when every row starts on an even element; otherwise
     // halves are merged into destination words atomically (neighbouring rows may share a word).
     bool aligned = true;
-    if (t == DType::f16)
+    if (dtype_size(t) == 2)  // f16 and bf16 alike: rows are copied, never converted
         for (const Tensor* x : {&a.src_k, &a.src_v, &a.dst_k, &a.dst_v})
             aligned = aligned && (elem_off(x->data, t) % 2 == 0) && x->head_stride % 2 == 0 && x->token_stride % 2 == 0;
     auto spec = [&](uint32_t mode) {
         std::vector<uint32_t> s(TCA_GATHER_SPECS);
-        s[TCA_GATHER_SPEC_WG] = kSmallWG, s[TCA_GATHER_SPEC_IS_F16] = t == DType::f16;
+        s[TCA_GATHER_SPEC_WG] = kSmallWG, s[TCA_GATHER_SPEC_IS_F16] = dtype_size(t) == 2;
         s[TCA_GATHER_SPEC_ALIGNED] = aligned, s[TCA_GATHER_SPEC_MODE] = mode;
         return s;
     };

@@ -23,7 +23,7 @@ void VulkanDevice::score(const ScoreArgs& a) {
     auto spec = [&](uint32_t mode) {
         std::vector<uint32_t> s(TCA_SCORE_SPECS);
         s[TCA_SCORE_SPEC_WG] = kSmallWG, s[TCA_SCORE_SPEC_D] = uint32_t(a.q.dim);
-        s[TCA_SCORE_SPEC_KV_F16] = a.k.dtype == DType::f16, s[TCA_SCORE_SPEC_USE_SG] = sg(), s[TCA_SCORE_SPEC_MODE] = mode;
+        s[TCA_SCORE_SPEC_KV_F16] = kv_format_spec(a.k.dtype), s[TCA_SCORE_SPEC_USE_SG] = sg(), s[TCA_SCORE_SPEC_MODE] = mode;
         return s;
     };
     auto b = binds(TCA_SCORE_BINDINGS);

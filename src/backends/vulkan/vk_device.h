@@ -235,6 +235,9 @@ private:
         return std::string(family) + (kv == DType::f16 && use_fp16_storage_ ? "_f16.comp" : ".comp");
     }
     uint32_t sg() const { return use_subgroups_ ? 1u : 0u; }
+    // The KV_F16 specialization constant of the K/V-reading shaders (shaders/common.glsl, KV_BUFFER):
+    // 0 f32, 1 f16, 2 bf16 (bf16 always reads through 32-bit words: no storage feature needed).
+    static uint32_t kv_format_spec(DType t) { return t == DType::f16 ? 1u : t == DType::bf16 ? 2u : 0u; }
     std::vector<uint32_t> decode_spec(const DecodeArgs& a, uint32_t mode) const;  // ops_decode.cpp
 
     // ---- pipeline cache (vk_pipeline_cache.cpp) ----

@@ -63,7 +63,7 @@ std::vector<uint32_t> VulkanDevice::attn_spec(const AttnTiles& t, int dim, DType
     s[TCA_ATTN_SPEC_BC] = t.bc;
     s[TCA_ATTN_SPEC_D] = uint32_t(dim);
     s[TCA_ATTN_SPEC_TPR] = t.tpr;
-    s[TCA_ATTN_SPEC_KV_F16] = kv == DType::f16 ? 1u : 0u;
+    s[TCA_ATTN_SPEC_KV_F16] = kv_format_spec(kv);
     s[TCA_ATTN_SPEC_USE_SG] = t.sg ? 1u : 0u;
     s[TCA_ATTN_SPEC_MODE] = mode;
     s[TCA_ATTN_SPEC_SPARSE] = sparse ? 1u : 0u;
