@@ -298,9 +298,12 @@ typedef struct tca_cache_options {
     size_t struct_size; /* set to sizeof(tca_cache_options) by the caller */
     int mode;           /* a tca_cache_mode */
     int max_chunk;      /* chunked: the longest chunk a prefill call may take (>= 1); ignored otherwise */
+    /* Added with the cache pools below (a caller whose struct_size ends before it gets NULL):
+     * the pool the cache's device memory comes from, NULL for memory of its own. */
+    struct tca_cache_pool* pool;
 } tca_cache_options;
 
-/* Sets *options to the defaults (one-shot, max_chunk 0); the caller sets struct_size first. */
+/* Sets *options to the defaults (one-shot, max_chunk 0, pool NULL); the caller sets struct_size first. */
 TCA_API tca_status tca_cache_options_init(tca_cache_options* options);
 /* tca_cache_create with options (NULL: one-shot, exactly tca_cache_create).  Bad options
  * (struct_size, unknown mode, chunked with max_chunk <= 0) are TCA_ERROR_INVALID_ARGUMENT. */
@@ -311,6 +314,38 @@ TCA_API tca_status tca_cache_create_ex(tca_context* ctx, const tca_profile* prof
  * cache, the largest of G + the uncompressed tokens + a chunk while that chunk was attended, and
  * of what it holds now; dense_bytes the same for a dense cache of the same tokens. */
 TCA_API tca_status tca_cache_peak_size(const tca_cache* cache, uint64_t* bytes, uint64_t* dense_bytes);
+
+/* ---- many sequences at once (spec "Many sequences at once") -------------------------------- *
+ *
+ * A serving runtime decodes many sequences per step.  tca_cache_decode_batch runs one decode step
+ * of n caches (each with its own length, position and mode, TCA or dense) and returns exactly what
+ * n separate tca_cache_decode calls in array order return, bit for bit on the same device: outputs,
+ * cache contents and sizes.  Sequence i's rows are rows i*Hq .. i*Hq+Hq-1 of q and o
+ * ([n * Hq, 1, d] f32) and rows i*Hkv .. i*Hkv+Hkv-1 of k and v ([n * Hkv, 1, d] of the caches'
+ * kv_dtype).  Every cache must belong to the context of the tensors and share one layer shape
+ * (Hq, Hkv, d, kv_dtype); caches may mix profiles, layers, dense and TCA, one-shot and chunked.
+ * The input range (above) is checked per cache against the whole batch tensor's largest row.
+ *
+ * One dispatch per kernel runs for all n sequences when the caches' memory comes from one cache
+ * pool (tca_cache_pool_create; options->pool at tca_cache_create_ex) and, for the TCA caches that
+ * compress a block this step, their block size matches; caches with memory of their own give the
+ * same results through per-cache dispatches.
+ * Refused (nothing changes in any cache): n < 1, a NULL or repeated cache, a cache of another
+ * context or shape, one not yet prefilled or full, tensors of the wrong shape. */
+TCA_API tca_status tca_cache_decode_batch(tca_cache* const* caches, int n, const tca_tensor* q,
+                                          const tca_tensor* k, const tca_tensor* v, tca_tensor* o);
+
+/* A cache pool: one device buffer of `bytes` from which caches made with options->pool take
+ * their memory (the FlashInfer / vLLM shape: the KV memory is reserved once).  A cache's memory
+ * returns to the pool when the cache is destroyed; tca_cache_reset keeps it.  bytes must fit the
+ * device's max_allocation (TCA_ERROR_OUT_OF_MEMORY otherwise, and when a cache no longer fits the
+ * pool).  Destroying the pool while caches still use it releases the handle; the memory goes
+ * when the last of them is destroyed. */
+typedef struct tca_cache_pool tca_cache_pool;
+TCA_API tca_status tca_cache_pool_create(tca_context* ctx, uint64_t bytes, tca_cache_pool** out);
+TCA_API tca_status tca_cache_pool_destroy(tca_cache_pool* pool);
+/* Bytes handed to caches now, and the pool's size. */
+TCA_API tca_status tca_cache_pool_usage(const tca_cache_pool* pool, uint64_t* used_bytes, uint64_t* capacity_bytes);
 
 /* ---- per-call statistics ---------------------------------------------------------------- */
 
