@@ -3,6 +3,7 @@
 // context, where each applies. Each row must fail with its status and a message naming the problem.
 // A last test reads tca.h and fails when a declared function has no row, so new entry points come
 // with their bad-input cases.
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <functional>
@@ -248,6 +249,22 @@ std::vector<Case> CApiAudit::cases() {
         {"tca_cache_create_ex", "chunked, max_chunk 0", P([=] { tca_cache_options o{sizeof o, TCA_CACHE_CHUNKED, 0}; return tca_cache_create_ex(ctx, profile, 0, 4, 2, 64, TCA_F32, 32, &o, &kout); }), INV, "max_chunk"},
         {"tca_cache_create_ex", "chunked, max_chunk negative", P([=] { tca_cache_options o{sizeof o, TCA_CACHE_CHUNKED, -3}; return tca_cache_create_ex(ctx, nullptr, 0, 4, 2, 64, TCA_F32, 32, &o, &kout); }), INV, "max_chunk"},
         {"tca_cache_create_ex", "zero max_tokens", P([=] { tca_cache_options o{sizeof o, TCA_CACHE_CHUNKED, 8}; return tca_cache_create_ex(ctx, profile, 0, 4, 2, 64, TCA_F32, 0, &o, &kout); }), INV, "positive"},
+        {"tca_cache_create_ex", "pool of the wrong kind", P([=] { tca_cache_options o{sizeof o, 0, 0, as<tca_cache_pool>(ctx)}; return tca_cache_create_ex(ctx, profile, 0, 4, 2, 64, TCA_F32, 32, &o, &kout); }), INV, "invalid pool"},
+        {"tca_cache_decode_batch", "null caches", P([=] { return tca_cache_decode_batch(nullptr, 1, q1, k1, k1, o1); }), INV, "n >= 1"},
+        {"tca_cache_decode_batch", "n = 0", P([=] { tca_cache* c[1] = {primed}; return tca_cache_decode_batch(c, 0, q1, k1, k1, o1); }), INV, "n >= 1"},
+        {"tca_cache_decode_batch", "a null cache", P([=] { tca_cache* c[2] = {primed, nullptr}; return tca_cache_decode_batch(c, 2, q1, k1, k1, o1); }), INV, "caches[1] is null"},
+        {"tca_cache_decode_batch", "a repeated cache", P([=] { tca_cache* c[2] = {primed, primed}; return tca_cache_decode_batch(c, 2, q1, k1, k1, o1); }), INV, "repeats"},
+        {"tca_cache_decode_batch", "a context handle", P([=] { tca_cache* c[1] = {as<tca_cache>(ctx)}; return tca_cache_decode_batch(c, 1, q1, k1, k1, o1); }), INV, "invalid cache"},
+        {"tca_cache_decode_batch", "a cache not prefilled", P([=] { tca_cache* c[2] = {primed, fresh}; return tca_cache_decode_batch(c, 2, q1, k1, k1, o1); }), INV, "before prefill"},
+        {"tca_cache_decode_batch", "q of one sequence for two", P([=] { tca_cache* c[1] = {primed}; return tca_cache_decode_batch(c, 1, q, k1, k1, o1); }), SHAPE, "q and o must be"},
+        {"tca_cache_decode_batch", "k from another context", P([=] { tca_cache* c[1] = {primed}; return tca_cache_decode_batch(c, 1, q1, foreign, k1, o1); }), INV, "another context"},
+        {"tca_cache_pool_create", "null context", P([] { tca_cache_pool* p; return tca_cache_pool_create(nullptr, 1024, &p); }), INV, "invalid context"},
+        {"tca_cache_pool_create", "null out", P([=] { return tca_cache_pool_create(ctx, 1024, nullptr); }), INV, "null"},
+        {"tca_cache_pool_create", "0 bytes", P([=] { tca_cache_pool* p; return tca_cache_pool_create(ctx, 0, &p); }), INV, "bytes > 0"},
+        {"tca_cache_pool_create", "past the largest buffer", P([=] { tca_cache_pool* p; return tca_cache_pool_create(ctx, UINT64_MAX, &p); }), TCA_ERROR_OUT_OF_MEMORY, "largest buffer"},
+        {"tca_cache_pool_destroy", "a context handle", P([=] { return tca_cache_pool_destroy(as<tca_cache_pool>(ctx)); }), INV, "invalid cache pool"},
+        {"tca_cache_pool_usage", "null pool", P([] { return tca_cache_pool_usage(nullptr, &bytes, &bytes); }), INV, "invalid cache pool"},
+        {"tca_cache_pool_usage", "a cache handle", P([=] { return tca_cache_pool_usage(as<tca_cache_pool>(fresh), &bytes, &bytes); }), INV, "invalid cache pool"},
         {"tca_cache_peak_size", "null cache", P([] { return tca_cache_peak_size(nullptr, &bytes, nullptr); }), INV, "invalid cache"},
         {"tca_cache_peak_size", "a context handle", P([=] { return tca_cache_peak_size(as<tca_cache>(ctx), &bytes, nullptr); }), INV, "invalid cache"},
         {"tca_cache_size", "null cache", P([] { return tca_cache_size(nullptr, &bytes, nullptr, nullptr); }), INV, "invalid cache"},

@@ -14,7 +14,7 @@ namespace tca::detail::test {
 namespace {
 
 using vulkan::MemoryBlock;
-using vulkan::RangeAllocator;
+using tca::detail::RangeAllocator;
 using vulkan::SubAllocation;
 using vulkan::SubAllocator;
 

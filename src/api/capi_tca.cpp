@@ -1,7 +1,9 @@
 // The C ABI of the TCA method: parameters, profiles, calibration and the per-sequence cache.
 // Each entry point validates handles, then hands over to src/method (which drives the device).
 #include <algorithm>
+#include <functional>
 #include <memory>
+#include <vector>
 
 #include "api/capi_guard.h"
 #include "api/dtypes.h"
@@ -9,6 +11,8 @@
 #include "api/struct_size.h"
 #include "core/checked.h"
 #include "io/atomic_file.h"
+#include "method/batch.h"
+#include "method/cache_pool.h"
 #include "method/calibrate.h"
 #include "method/chunked_session.h"
 #include "method/profile.h"
@@ -22,10 +26,18 @@ struct tca_profile {
     method::Profile p;
 };
 
+struct tca_cache_pool {
+    static constexpr uint32_t kMagic = 0x7ca0900f;
+    uint32_t magic = kMagic;
+    tca_context* ctx = nullptr;
+    std::shared_ptr<method::CachePool> pool;  // shared with the caches made in it
+};
+
 struct tca_cache {
     static constexpr uint32_t kMagic = 0x7ca0cace;
     uint32_t magic = kMagic;
     tca_context* ctx = nullptr;
+    std::shared_ptr<method::CachePool> pool;  // null: memory of its own (declared before session: outlives it)
     // What create() was given, so reset() can start over with a fresh session.
     std::unique_ptr<method::Profile> profile;  // null: dense
     int layer = 0, max_tokens = 0;
@@ -35,7 +47,9 @@ struct tca_cache {
     std::unique_ptr<method::AttentionSession> session;
 
     void start() {
-        auto& dev = *ctx->device;
+        Device& dev = pool ? static_cast<Device&>(*pool) : *ctx->device;
+        // A pooled cache gives its ranges back first, so that a reset fits where the cache was.
+        if (pool) session.reset();
         if (max_chunk > 0)
             session = profile ? method::make_chunked_tca_session(dev, shape, profile->params, profile->layer_p(layer),
                                                                  max_tokens, max_chunk, kv_dtype)
@@ -231,8 +245,14 @@ TCA_API tca_status tca_cache_create_ex(tca_context* ctx, const tca_profile* prof
     return api::guarded([&] {
         check_ctx(ctx);
         int max_chunk = 0;
+        tca_cache_pool* pool = nullptr;
         if (options) {
             const tca_cache_options o = api::read_struct(options, "options");
+            pool = o.pool;
+            if (pool) {
+                require(pool->magic == tca_cache_pool::kMagic, TCA_ERROR_INVALID_ARGUMENT, "options->pool: invalid pool handle");
+                require(pool->ctx == ctx, TCA_ERROR_INVALID_ARGUMENT, "options->pool belongs to another context");
+            }
             require(o.mode == TCA_CACHE_ONE_SHOT || o.mode == TCA_CACHE_CHUNKED, TCA_ERROR_INVALID_ARGUMENT,
                     "options->mode " + std::to_string(o.mode) + " unknown (TCA_CACHE_ONE_SHOT = 0, TCA_CACHE_CHUNKED = 1)");
             if (o.mode == TCA_CACHE_CHUNKED) {
@@ -254,6 +274,7 @@ TCA_API tca_status tca_cache_create_ex(tca_context* ctx, const tca_profile* prof
         c->shape = method::AttnShape{q_heads, kv_heads, head_dim};
         c->kv_dtype = kv;
         c->max_chunk = max_chunk;
+        if (pool) c->pool = pool->pool;
         if (profile) {
             const auto& p = profile_of(profile);
             method::check_profile_shape(p, q_heads, kv_heads, head_dim);
@@ -281,11 +302,19 @@ TCA_API tca_status tca_cache_reset(tca_cache* cache) {
 }
 
 namespace {
+// A pooled cache whose reset could not get its memory back has no session (tca_cache_reset failed).
+tca_cache* live_cache(const tca_cache* cache) {
+    tca_cache* c = cache_of(cache);
+    require(c->session != nullptr, TCA_ERROR_OUT_OF_MEMORY,
+            "the cache has no memory: its last reset did not fit its pool (reset it again or destroy it)");
+    return c;
+}
+
 // Prefill and decode share their checks and their stats: the tensors must belong to the cache's
 // context, and the call's stats report the global-store tokens kept (-1 for a dense cache).
 void run_cache_call(tca_cache* cache, const tca_tensor* q, const tca_tensor* k, const tca_tensor* v, tca_tensor* o,
                     bool decode) {
-    tca_cache* c = cache_of(cache);
+    tca_cache* c = live_cache(cache);
     tca_context* ctx = c->ctx;
     if (decode) require(c->session->tokens_seen() > 0, TCA_ERROR_INVALID_ARGUMENT, "decode before prefill");
     const Tensor& tq = check_tensor(ctx, q, "q")->t;
@@ -317,7 +346,7 @@ TCA_API tca_status tca_cache_decode(tca_cache* cache, const tca_tensor* q, const
 
 TCA_API tca_status tca_cache_size(const tca_cache* cache, uint64_t* bytes, uint64_t* dense_bytes, int* tokens) {
     return api::guarded([&] {
-        const auto& acc = cache_of(cache)->session->account();
+        const auto& acc = live_cache(cache)->session->account();
         size_t held = 0;
         for (size_t h = 0; h < acc.global.size(); ++h) held = checked_add(held, size_t(acc.tca_bytes(int(h))), "cache bytes");
         if (bytes) *bytes = held;
@@ -328,7 +357,7 @@ TCA_API tca_status tca_cache_size(const tca_cache* cache, uint64_t* bytes, uint6
 
 TCA_API tca_status tca_cache_peak_size(const tca_cache* cache, uint64_t* bytes, uint64_t* dense_bytes) {
     return api::guarded([&] {
-        const auto& acc = cache_of(cache)->session->account();
+        const auto& acc = live_cache(cache)->session->account();
         const size_t heads = acc.global.size();
         size_t now = 0;
         for (size_t h = 0; h < heads; ++h) now = checked_add(now, size_t(acc.tca_bytes(int(h))), "cache bytes");
@@ -343,7 +372,7 @@ TCA_API tca_status tca_cache_peak_size(const tca_cache* cache, uint64_t* bytes, 
 TCA_API tca_status tca_cache_kept_positions(const tca_cache* cache, int kv_head, int32_t* positions, int capacity,
                                             int* count) {
     return api::guarded([&] {
-        tca_cache* c = cache_of(cache);
+        tca_cache* c = live_cache(cache);
         require(count != nullptr, TCA_ERROR_INVALID_ARGUMENT, "count is null");
         require(kv_head >= 0 && kv_head < c->shape.kv_heads, TCA_ERROR_INVALID_ARGUMENT,
                 "kv_head " + std::to_string(kv_head) + " outside 0.." + std::to_string(c->shape.kv_heads - 1));
@@ -359,6 +388,117 @@ TCA_API tca_status tca_cache_kept_positions(const tca_cache* cache, int kv_head,
         const auto& g = size_t(kv_head) < tr.g_positions.size() ? tr.g_positions[size_t(kv_head)] : none;
         *count = int(g.size());
         std::copy_n(g.begin(), std::min<size_t>(g.size(), size_t(capacity)), positions);
+    });
+}
+
+namespace {
+// Sequence i's rows [i * heads, (i + 1) * heads) of a batch tensor, as a tensor of its own.
+Tensor rows_of(const Tensor& t, int i, int heads) {
+    Tensor r = t;
+    r.heads = heads;
+    r.data.offset = checked_add(t.data.offset,
+                                checked_product({int64_t(i), heads, t.head_stride, int64_t(dtype_size(t.dtype))}, "batch offset"),
+                                "batch offset");
+    return r;
+}
+}  // namespace
+
+TCA_API tca_status tca_cache_decode_batch(tca_cache* const* caches, int n, const tca_tensor* q, const tca_tensor* k,
+                                          const tca_tensor* v, tca_tensor* o) {
+    return api::guarded([&] {
+        require(caches != nullptr && n >= 1, TCA_ERROR_INVALID_ARGUMENT, "batched decode needs n >= 1 caches");
+        std::vector<tca_cache*> cs;
+        for (int i = 0; i < n; ++i) {
+            require(caches[i] != nullptr, TCA_ERROR_INVALID_ARGUMENT, "caches[" + std::to_string(i) + "] is null");
+            tca_cache* c = live_cache(caches[i]);
+            for (int j = 0; j < i; ++j)
+                require(cs[size_t(j)] != c, TCA_ERROR_INVALID_ARGUMENT,
+                        "caches[" + std::to_string(i) + "] repeats caches[" + std::to_string(j) + "]");
+            if (i > 0) {
+                const tca_cache* c0 = cs[0];
+                require(c->ctx == c0->ctx, TCA_ERROR_INVALID_ARGUMENT,
+                        "caches[" + std::to_string(i) + "] belongs to another context than caches[0]");
+                require(c->shape.q_heads == c0->shape.q_heads && c->shape.kv_heads == c0->shape.kv_heads &&
+                            c->shape.dim == c0->shape.dim && c->kv_dtype == c0->kv_dtype,
+                        TCA_ERROR_SHAPE_MISMATCH,
+                        "caches[" + std::to_string(i) + "] has another layer shape or K/V dtype than caches[0]");
+            }
+            require(c->session->tokens_seen() > 0, TCA_ERROR_INVALID_ARGUMENT,
+                    "caches[" + std::to_string(i) + "]: decode before prefill");
+            cs.push_back(c);
+        }
+        tca_context* ctx = cs[0]->ctx;
+        const method::AttnShape sh = cs[0]->shape;
+        const Tensor& tq = check_tensor(ctx, q, "q")->t;
+        const Tensor& tk = check_tensor(ctx, k, "k")->t;
+        const Tensor& tv = check_tensor(ctx, v, "v")->t;
+        const Tensor& to = check_tensor(ctx, o, "o")->t;
+        const int64_t nq = int64_t(n) * sh.q_heads, nk = int64_t(n) * sh.kv_heads;
+        auto shape_is = [](const Tensor& t, int64_t heads, int dim) { return t.heads == heads && t.tokens == 1 && t.dim == dim; };
+        require(shape_is(tq, nq, sh.dim) && shape_is(to, nq, sh.dim), TCA_ERROR_SHAPE_MISMATCH,
+                "batched decode: q and o must be [" + std::to_string(nq) + ", 1, " + std::to_string(sh.dim) +
+                    "] (n * q_heads rows of one token)");
+        require(shape_is(tk, nk, sh.dim) && shape_is(tv, nk, sh.dim), TCA_ERROR_SHAPE_MISMATCH,
+                "batched decode: k and v must be [" + std::to_string(nk) + ", 1, " + std::to_string(sh.dim) +
+                    "] (n * kv_heads rows of one token)");
+        std::vector<method::AttentionSession*> ss;
+        std::vector<Tensor> qs, ks, vs, os;
+        for (int i = 0; i < n; ++i) {
+            // Each cache's range check uses the batch tensors' bounds (their largest rows).
+            cs[size_t(i)]->session->check_range(q->row_norm, k->row_norm, v->row_norm, "batched cache decode");
+            ss.push_back(cs[size_t(i)]->session.get());
+            qs.push_back(rows_of(tq, i, sh.q_heads)), os.push_back(rows_of(to, i, sh.q_heads));
+            ks.push_back(rows_of(tk, i, sh.kv_heads)), vs.push_back(rows_of(tv, i, sh.kv_heads));
+        }
+        ctx->begin_call();
+        method::BatchDecode::run(*ctx->device, ss, qs, ks, vs, os);
+        double vmax = 0;
+        std::vector<std::function<int64_t()>> kept;
+        for (auto* x : ss) {
+            x->admit(k->row_norm, v->row_norm);
+            vmax = std::max(vmax, x->value_norm());
+            kept.push_back(x->kept_tokens_reader());
+        }
+        o->wrote_output(vmax);
+        ctx->end_call([kept] {
+            int64_t total = -1;  // -1: every cache dense
+            for (const auto& r : kept) {
+                const int64_t g = r();
+                if (g >= 0) total = (total < 0 ? 0 : total) + g;
+            }
+            return total;
+        });
+    });
+}
+
+TCA_API tca_status tca_cache_pool_create(tca_context* ctx, uint64_t bytes, tca_cache_pool** out) {
+    return api::guarded([&] {
+        check_ctx(ctx);
+        require(out != nullptr, TCA_ERROR_INVALID_ARGUMENT, "out is null");
+        *out = nullptr;
+        require(bytes > 0, TCA_ERROR_INVALID_ARGUMENT, "a cache pool needs bytes > 0");
+        auto p = std::make_unique<tca_cache_pool>();
+        p->ctx = ctx;
+        p->pool = std::make_shared<method::CachePool>(*ctx->device, bytes);
+        *out = p.release();
+    });
+}
+
+TCA_API tca_status tca_cache_pool_destroy(tca_cache_pool* pool) {
+    if (pool == nullptr) return TCA_OK;
+    return api::guarded([&] {
+        require(pool->magic == tca_cache_pool::kMagic, TCA_ERROR_INVALID_ARGUMENT, "invalid cache pool handle");
+        pool->magic = 0;
+        delete pool;  // caches in it keep the memory until they are destroyed
+    });
+}
+
+TCA_API tca_status tca_cache_pool_usage(const tca_cache_pool* pool, uint64_t* used_bytes, uint64_t* capacity_bytes) {
+    return api::guarded([&] {
+        require(pool != nullptr && pool->magic == tca_cache_pool::kMagic, TCA_ERROR_INVALID_ARGUMENT,
+                "invalid cache pool handle");
+        if (used_bytes) *used_bytes = pool->pool->used();
+        if (capacity_bytes) *capacity_bytes = pool->pool->capacity();
     });
 }
 

@@ -287,6 +287,13 @@ public:
     // unknown), and run every op on it per head range (device/split_device.h). This default, for
     // a bare backend, is one alloc(). A single row over max_allocation is TCA_ERROR_OUT_OF_MEMORY.
     virtual Buffer alloc_heads(size_t heads, size_t head_bytes, size_t align = 1);
+    // Storage as views: what the method allocates through (method/device_util). These defaults give
+    // a buffer of its own at offset 0; a cache pool (method/cache_pool.h) hands out ranges of one
+    // buffer instead, so that many caches' rows can be reached by one dispatch (the batched ops).
+    virtual BufView alloc_view(size_t bytes) { return BufView{alloc(bytes), 0}; }
+    virtual BufView alloc_heads_view(size_t heads, size_t head_bytes, size_t align = 1) {
+        return BufView{alloc_heads(heads, head_bytes, align), 0};
+    }
     virtual void write(const BufView& dst, const void* src, size_t bytes) = 0;
     virtual void read(const BufView& src, void* dst, size_t bytes) = 0;  // blocking
     virtual void fill_zero(const BufView& dst, size_t bytes) = 0;
@@ -314,6 +321,21 @@ public:
     virtual void select(const SelectArgs& a) = 0;
     virtual void gather(const GatherArgs& a) = 0;
     virtual void colsum(const ColsumArgs& a) = 0;
+    // Many sequences at once (spec "Many sequences at once"): entry i does exactly what the single op
+    // with it does, and results are bit-identical to running the entries one by one in order. No
+    // entry may write what another entry reads or writes (each is one sequence's own memory).
+    // These defaults run the entries one by one; the GPU backends run every group of entries whose
+    // buffers and build constants coincide (caches of one pool) as one dispatch per kernel, each
+    // workgroup reading its entry's parameters from a table (iface_*.h, "batched").
+    virtual void decode_batch(const std::vector<DecodeArgs>& a) {
+        for (const DecodeArgs& x : a) decode(x);
+    }
+    virtual void gather_batch(const std::vector<GatherArgs>& a) {
+        for (const GatherArgs& x : a) gather(x);
+    }
+    virtual void select_batch(const std::vector<SelectArgs>& a) {
+        for (const SelectArgs& x : a) select(x);
+    }
     // Roofline probes (see CopyArgs / GemmArgs). gemm() throws TCA_ERROR_UNSUPPORTED for a dtype
     // gemm_supported() denies.
     virtual void stream_copy(const CopyArgs& a) = 0;

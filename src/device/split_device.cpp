@@ -213,6 +213,26 @@ public:
         });
     }
 
+    // Batches go to the backend whole unless an entry touches a split buffer; then entry by entry
+    // (each through the splitting op above), which gives the same results.
+    void decode_batch(const std::vector<DecodeArgs>& b) override {
+        for (const DecodeArgs& a : b)
+            if (any_split({&a.q.data, &a.o.data, &a.k1.data, &a.v1.data, &a.k2.data, &a.v2.data, &a.n2, &a.probs}))
+                return Device::decode_batch(b);
+        inner_->decode_batch(b);
+    }
+    void gather_batch(const std::vector<GatherArgs>& b) override {
+        for (const GatherArgs& a : b)
+            if (any_split({&a.src_k.data, &a.src_v.data, &a.dst_k.data, &a.dst_v.data, &a.idx, &a.count, &a.dst_off,
+                           &a.dst_len, &a.pos_out}))
+                return Device::gather_batch(b);
+        inner_->gather_batch(b);
+    }
+    void select_batch(const std::vector<SelectArgs>& b) override {
+        for (const SelectArgs& a : b)
+            if (any_split({&a.s, &a.order, &a.budget, &a.idx, &a.count})) return Device::select_batch(b);
+        inner_->select_batch(b);
+    }
     void colsum(const ColsumArgs& a) override {
         if (!any_split({&a.q.data, &a.k.data, &a.c})) return inner_->colsum(a);
         validate(a);

@@ -106,7 +106,7 @@ public:
         g.src_k = k, g.src_v = v;
         g.dst_k = rows_view(store_[0], r0 + n_u_, C), g.dst_v = rows_view(store_[1], r0 + n_u_, C);
         g.uniform_count = C;
-        dev_.gather(g);
+        dev().gather(g);
         // Kept list per head: G's rows, then every uncompressed row (the chunk's included).
         host_kept_.assign(size_t(H) * kept_stride_, 0);
         std::vector<int32_t> counts(H);
@@ -116,13 +116,13 @@ public:
             std::iota(row + acc_.global[h], row + acc_.global[h] + n, r0);
             counts[h] = acc_.global[h] + n;
         }
-        write_ints(dev_, kept_, host_kept_);
-        write_ints(dev_, kept_count_, counts);
+        write_ints(dev(), kept_, host_kept_);
+        write_ints(dev(), kept_count_, counts);
         PrefillArgs a;
         a.q = q, a.o = o, a.k = store_[0], a.v = store_[1];
         a.q_pos0 = r0 + n_u_, a.window = 1;
         a.kept_idx = kept_, a.kept_count = kept_count_, a.kept_stride = kept_stride_;
-        dev_.prefill(a);
+        dev().prefill(a);
         // The full blocks of [u, e - w) are compressed (u is 0 or the end of a block).
         const int m = e - w > u ? (e - w - u) / b : 0;
         std::vector<int> gained(H, 0);
@@ -133,7 +133,7 @@ public:
             d.k1 = rows_view(store_[0], r0, ucap_), d.v1 = rows_view(store_[1], r0, ucap_), d.n1 = n;
             set_global_segment(d);
             d.probs = probs_, d.probs_n = m * b;
-            dev_.decode(d);
+            dev().decode(d);
             std::vector<int32_t> budgets;
             budgets.reserve(size_t(H) * m);
             for (int h = 0; h < H; ++h) {
@@ -170,7 +170,7 @@ public:
         GatherArgs g;  // token t joins the uncompressed rows
         g.src_k = k, g.src_v = v, g.dst_k = row_view(store_[0], r0 + n_u_), g.dst_v = row_view(store_[1], r0 + n_u_);
         g.uniform_count = 1;
-        dev_.gather(g);
+        dev().gather(g);
         const int n1 = n_u_ + 1;
         const bool full = n1 == w + b;  // pending (the rows before the ring) holds b tokens
         DecodeArgs a;
@@ -178,7 +178,7 @@ public:
         a.q = q, a.o = o, a.k1 = rows_view(store_[0], r0, ucap_), a.v1 = rows_view(store_[1], r0, ucap_), a.n1 = n1;
         set_global_segment(a);
         if (full) a.probs = probs_, a.probs_n = b;
-        dev_.decode(a);
+        dev().decode(a);
         std::vector<int> seen;
         if (step_trace_) {
             seen = acc_.global;
@@ -228,7 +228,7 @@ public:
     }
 
     std::vector<int> device_global_lengths() override {
-        const auto n = read_ints(dev_, n2_[n2_cur_], s_.kv_heads);
+        const auto n = read_ints(dev(), n2_[n2_cur_], s_.kv_heads);
         return std::vector<int>(n.begin(), n.end());
     }
 
@@ -237,7 +237,7 @@ public:
         tr.dense = false;
         tr.prompt = decoding_ ? prompt_ : acc_.tokens_seen;
         tr.chunks = chunks_;
-        const auto pos = read_ints(dev_, g_pos_, checked_product({s_.kv_heads, gcap_}, "global-store position elements"));
+        const auto pos = read_ints(dev(), g_pos_, checked_product({s_.kv_heads, gcap_}, "global-store position elements"));
         tr.g_positions.assign(s_.kv_heads, {});
         for (int h = 0; h < s_.kv_heads; ++h)
             tr.g_positions[h].assign(pos.begin() + size_t(h) * gcap_, pos.begin() + size_t(h) * gcap_ + acc_.global[h]);
@@ -250,14 +250,14 @@ public:
     CacheContents contents() override {
         CacheContents c;
         const auto n2 = device_global_lengths();
-        const auto pos = read_ints(dev_, g_pos_, checked_product({s_.kv_heads, gcap_}, "global-store position elements"));
+        const auto pos = read_ints(dev(), g_pos_, checked_product({s_.kv_heads, gcap_}, "global-store position elements"));
         const int u = acc_.tokens_seen - n_u_, r0 = u_row0(cur_);
         for (int h = 0; h < s_.kv_heads; ++h) {
             std::vector<int> p(pos.begin() + size_t(h) * gcap_, pos.begin() + size_t(h) * gcap_ + n2[h]);
             for (int r = 0; r < n_u_; ++r) p.push_back(u + r);
             c.positions.push_back(std::move(p));
-            auto k = read_rows(dev_, store_[0], h, 0, n2[h]), v = read_rows(dev_, store_[1], h, 0, n2[h]);
-            const auto uk = read_rows(dev_, store_[0], h, r0, n_u_), uv = read_rows(dev_, store_[1], h, r0, n_u_);
+            auto k = read_rows(dev(), store_[0], h, 0, n2[h]), v = read_rows(dev(), store_[1], h, 0, n2[h]);
+            const auto uk = read_rows(dev(), store_[0], h, r0, n_u_), uv = read_rows(dev(), store_[1], h, r0, n_u_);
             k.insert(k.end(), uk.begin(), uk.end());
             v.insert(v.end(), uv.begin(), uv.end());
             c.k_rows.push_back(std::move(k));
@@ -293,16 +293,16 @@ private:
             MetricArgs ma;
             ma.s = probs_, ma.heads = H, ma.s_stride = rows, ma.n_global = rows, ma.block = b;
             ma.alpha = float(params_.alpha), ma.h = metric_;
-            dev_.metric(ma);
+            dev().metric(ma);
             RankArgs ra;
             ra.h = metric_, ra.heads = H, ra.n_blocks = m, ra.order = order_;
-            dev_.rank(ra);
-            write_ints(dev_, budget_, *budgets);
+            dev().rank(ra);
+            write_ints(dev(), budget_, *budgets);
             sa.order = order_, sa.budget = budget_;
         } else {
             sa.order = zero_order_, sa.budget = dec_budget_;
         }
-        dev_.select(sa);
+        dev().select(sa);
         const int r0 = u_row0(cur_), r1 = u_row0(1 - cur_);
         GatherArgs g;  // G's rows and the uncompressed rows are disjoint rows of one buffer
         g.src_k = rows_view(store_[0], r0, ucap_), g.src_v = rows_view(store_[1], r0, ucap_);
@@ -310,13 +310,13 @@ private:
         g.idx = idx_, g.idx_stride = ucap_, g.count = count_;
         g.dst_off = n2_[n2_cur_], g.dst_len = n2_[1 - n2_cur_];
         g.pos_out = g_pos_, g.pos_stride = gcap_, g.pos_base = u;
-        dev_.gather(g);
+        dev().gather(g);
         if (n > rows) {
             GatherArgs mv;
             mv.src_k = rows_view(store_[0], r0, ucap_), mv.src_v = rows_view(store_[1], r0, ucap_);
             mv.dst_k = rows_view(store_[0], r1, ucap_), mv.dst_v = rows_view(store_[1], r1, ucap_);
             mv.src_row0 = rows, mv.uniform_count = n - rows;
-            dev_.gather(mv);
+            dev().gather(mv);
         }
     }
 
@@ -359,10 +359,10 @@ public:
         check_chunk(t, C, max_chunk_, capacity_, decoding_);
         GatherArgs g;  // the chunk's K/V at rows [t, t + C)
         g.src_k = k, g.src_v = v, g.dst_k = rows_view(k_, t, C), g.dst_v = rows_view(v_, t, C), g.uniform_count = C;
-        dev_.gather(g);
+        dev().gather(g);
         PrefillArgs a;  // causal over everything so far
         a.q = q, a.o = o, a.k = rows_view(k_, 0, t + C), a.v = rows_view(v_, 0, t + C), a.q_pos0 = t;
-        dev_.prefill(a);
+        dev().prefill(a);
         acc_.tokens_seen = acc_.ring = t + C;
         acc_.peak_tokens = std::max(acc_.peak_tokens, int64_t(t + C) * s_.kv_heads);
     }
@@ -374,11 +374,11 @@ public:
         require(t < capacity_, TCA_ERROR_INVALID_ARGUMENT, "decode past the session's capacity");
         GatherArgs g;
         g.src_k = k, g.src_v = v, g.dst_k = row_view(k_, t), g.dst_v = row_view(v_, t), g.uniform_count = 1;
-        dev_.gather(g);
+        dev().gather(g);
         DecodeArgs a;
         a.plan_heads = shape().plan_kv_heads;
         a.q = q, a.o = o, a.k1 = k_, a.v1 = v_, a.n1 = t + 1;
-        dev_.decode(a);
+        dev().decode(a);
         if (step_trace_) trace_n1_.push_back(t + 1);
         if (!decoding_) prompt_ = t;
         decoding_ = true;
@@ -420,8 +420,8 @@ public:
         for (int h = 0; h < s_.kv_heads; ++h) {
             c.positions.emplace_back(n);
             std::iota(c.positions.back().begin(), c.positions.back().end(), 0);
-            c.k_rows.push_back(read_rows(dev_, k_, h, 0, n));
-            c.v_rows.push_back(read_rows(dev_, v_, h, 0, n));
+            c.k_rows.push_back(read_rows(dev(), k_, h, 0, n));
+            c.v_rows.push_back(read_rows(dev(), v_, h, 0, n));
         }
         return c;
     }

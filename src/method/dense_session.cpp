@@ -27,11 +27,11 @@ public:
         require(P <= k_.tokens, TCA_ERROR_INVALID_ARGUMENT, "prompt longer than the session's capacity");
         PrefillArgs a;
         a.q = q, a.k = k, a.v = v, a.o = o;
-        dev_.prefill(a);
+        dev().prefill(a);
         // Keep the prompt's K/V in the session's buffer for decode.
         GatherArgs g;
         g.src_k = k, g.src_v = v, g.dst_k = k_, g.dst_v = v_, g.uniform_count = P;
-        dev_.gather(g);
+        dev().gather(g);
         acc_.tokens_seen = acc_.ring = P;
         prompt_ = P;
     }
@@ -42,11 +42,11 @@ public:
         require(t < k_.tokens, TCA_ERROR_INVALID_ARGUMENT, "decode past the session's capacity");
         GatherArgs g;  // append the new token's K/V at row t
         g.src_k = k, g.src_v = v, g.dst_k = row_view(k_, t), g.dst_v = row_view(v_, t), g.uniform_count = 1;
-        dev_.gather(g);
+        dev().gather(g);
         DecodeArgs a;
         a.plan_heads = shape().plan_kv_heads;
         a.q = q, a.o = o, a.k1 = k_, a.v1 = v_, a.n1 = t + 1;
-        dev_.decode(a);
+        dev().decode(a);
         if (step_trace_) trace_n1_.push_back(t + 1);  // the one step that may throw (host memory) comes before the commit
         acc_.tokens_seen = acc_.ring = t + 1;
     }
@@ -86,8 +86,8 @@ public:
         for (int h = 0; h < s_.kv_heads; ++h) {
             c.positions.emplace_back(n);
             for (int j = 0; j < n; ++j) c.positions.back()[j] = j;
-            c.k_rows.push_back(read_rows(dev_, k_, h, 0, n));
-            c.v_rows.push_back(read_rows(dev_, v_, h, 0, n));
+            c.k_rows.push_back(read_rows(dev(), k_, h, 0, n));
+            c.v_rows.push_back(read_rows(dev(), v_, h, 0, n));
         }
         return c;
     }

@@ -24,29 +24,29 @@ size_t word_bytes(size_t n, const char* what) { return checked_mul(n, 4, what); 
 
 BufView alloc_ints(Device& dev, const std::vector<int32_t>& values) {
     const size_t bytes = word_bytes(std::max<size_t>(values.size(), 1), "int32 array bytes");
-    BufView v{dev.alloc(bytes), 0};
+    BufView v = dev.alloc_view(bytes);
     if (!values.empty()) dev.write(v, values.data(), values.size() * 4);  // <= bytes
     return v;
 }
 
 BufView alloc_zeros(Device& dev, size_t n) {
     const size_t bytes = word_bytes(std::max<size_t>(n, 1), "zeroed array bytes");
-    BufView v{dev.alloc(bytes), 0};
+    BufView v = dev.alloc_view(bytes);
     dev.fill_zero(v, bytes);
     return v;
 }
 
 BufView alloc_zero_rows(Device& dev, int heads, size_t row_elements) {
     const size_t row = std::max<size_t>(row_elements, 1) * 4;
-    BufView v{dev.alloc_heads(size_t(heads), row), 0};
-    dev.fill_zero(v, v.buf->size);
+    BufView v = dev.alloc_heads_view(size_t(heads), row);
+    dev.fill_zero(v, checked_mul(size_t(heads), row, "zeroed rows bytes"));
     return v;
 }
 
 BufView alloc_int_rows(Device& dev, int heads, const std::vector<int32_t>& values) {
     require(heads > 0 && values.size() % size_t(heads) == 0, TCA_ERROR_INTERNAL, "alloc_int_rows: ragged rows");
     if (values.empty()) return alloc_zero_rows(dev, heads, 1);
-    BufView v{dev.alloc_heads(size_t(heads), values.size() / size_t(heads) * 4), 0};
+    BufView v = dev.alloc_heads_view(size_t(heads), values.size() / size_t(heads) * 4);
     dev.write(v, values.data(), values.size() * 4);
     return v;
 }
@@ -77,8 +77,8 @@ Tensor alloc_tensor(Device& dev, int heads, int tokens, int dim, DType dtype, in
                 "] is empty");
     (void)checked_product({heads, tokens, dim, int64_t(dtype_size(dtype))}, "device tensor bytes");
     const size_t head_bytes = checked_product({tokens, dim, int64_t(dtype_size(dtype))}, "device tensor head bytes");
-    BufView v{dev.alloc_heads(size_t(heads), head_bytes, size_t(std::max(align, 1))), 0};
-    dev.fill_zero(v, v.buf->size);
+    BufView v = dev.alloc_heads_view(size_t(heads), head_bytes, size_t(std::max(align, 1)));
+    dev.fill_zero(v, checked_mul(size_t(heads), head_bytes, "device tensor bytes"));
     return Tensor::contiguous(v, dtype, heads, tokens, dim);
 }
 

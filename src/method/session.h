@@ -119,12 +119,18 @@ protected:
     virtual Mark mark() const = 0;
     virtual void rewind(Mark m) noexcept = 0;
 
+    // The device the session's ops go to: its own, or while a batched call records them
+    // (method/batch.h), the recorder. Storage, read-backs and the host wrappers use dev_ itself.
+    Device& dev() { return ops_ ? *ops_ : dev_; }
+
     Device& dev_;
     AttnShape s_;
     DType kv_dtype_;
     bool step_trace_ = true;
 
 private:
+    friend class BatchDecode;  // method/batch.h: marks, redirects ops, rewinds on failure
+    Device* ops_ = nullptr;
     Tensor step_[4];  // host decode staging: q, k, v, o of one token
     double k_norm_ = 0, v_norm_ = 0;  // largest row norms of every k and v taken (sessions start empty)
 };

@@ -87,26 +87,26 @@ public:
             const std::vector<int32_t> flat = flat_budgets(budgets, nb);
             global = budget_bounds(budgets, n_global, params_.block);
             exact = n_global % params_.block == 0;
-            dev_.update(ws_.budget, flat.data(), checked_mul(flat.size(), 4, "budget bytes"));
-            const BlockRanking r = rank_blocks(dev_, qd, kd, n_global, params_.block, float(params_.alpha), &ws_);
+            dev().update(ws_.budget, flat.data(), checked_mul(flat.size(), 4, "budget bytes"));
+            const BlockRanking r = rank_blocks(dev(), qd, kd, n_global, params_.block, float(params_.alpha), &ws_);
             const Selection sel{ws_.idx, ws_.idx_stride, ws_.count};
-            select_tokens(dev_, r, ws_.budget, sel);
+            select_tokens(dev(), r, ws_.budget, sel);
             a.window = w, a.kept_idx = sel.idx, a.kept_count = sel.count, a.kept_stride = sel.idx_stride;
-            dev_.prefill(a);
+            dev().prefill(a);
             // The compact cache: kept tokens into G (positions recorded), the last w into the window.
             GatherArgs g;
             g.src_k = kd, g.src_v = vd, g.dst_k = g_k_, g.dst_v = g_v_;
             g.idx = sel.idx, g.idx_stride = sel.idx_stride, g.count = sel.count;
             g.dst_len = n2_[1 - n2_cur_], g.pos_out = g_pos_, g.pos_stride = capacity_;
-            dev_.gather(g);
+            dev().gather(g);
         } else {
-            dev_.prefill(a);  // nothing outside the window: dense, nothing dropped
+            dev().prefill(a);  // nothing outside the window: dense, nothing dropped
         }
         const int n1 = std::min(P, w);
         GatherArgs g;
         g.src_k = kd, g.src_v = vd, g.dst_k = win_[cur_][0], g.dst_v = win_[cur_][1];
         g.src_row0 = P - n1, g.uniform_count = n1;
-        dev_.gather(g);
+        dev().gather(g);
         // Commit (nothing below throws).
         if (P > w) n2_cur_ = 1 - n2_cur_;
         acc_.global = std::move(global);
@@ -129,7 +129,7 @@ public:
         // oldest is now pending (same rows).
         GatherArgs g;
         g.src_k = k, g.src_v = v, g.dst_k = row_view(wk, n1_), g.dst_v = row_view(wv, n1_), g.uniform_count = 1;
-        dev_.gather(g);
+        dev().gather(g);
         const int n1 = n1_ + 1;
         const bool compress = n1 == w + b;  // pending holds b tokens after this step's attention
         DecodeArgs a;
@@ -140,7 +140,7 @@ public:
         // follow |G| rather than the store's capacity.
         a.n2_max = acc_.global.empty() ? 0 : *std::max_element(acc_.global.begin(), acc_.global.end());
         if (compress) a.probs = probs_, a.probs_n = b;
-        dev_.decode(a);
+        dev().decode(a);
         // What this query saw (the G prefix and the tail), for the trace (only with step tracing on);
         // room made now so that the commit cannot fail.
         std::vector<int> seen;
@@ -184,7 +184,7 @@ public:
         }
         // The committed lengths buffer; later calls on this cache write the other one first and
         // replace the context's stats before they could change it.
-        Device* dev = &dev_;
+        Device* dev = &dev_;  // the owner, never a batch recorder: the reader runs later
         const BufView n2 = n2_[n2_cur_];
         const int heads = s_.kv_heads;
         return [dev, n2, heads] {
@@ -211,7 +211,7 @@ public:
     }
 
     std::vector<int> device_global_lengths() override {
-        const auto n = read_ints(dev_, n2_[n2_cur_], s_.kv_heads);
+        const auto n = read_ints(dev(), n2_[n2_cur_], s_.kv_heads);
         return std::vector<int>(n.begin(), n.end());
     }
 
@@ -222,15 +222,15 @@ public:
         tr.window = sparse_prefill_ ? params_.window : 0;
         if (sparse_prefill_) {  // else a dense prefill: mask() treats rows as dense
             // The prompt's selection is still in the workspace: only a prefill writes it, once per prompt.
-            const auto counts = read_ints(dev_, ws_.count, size_t(s_.kv_heads));
-            const auto idx = read_ints(dev_, ws_.idx, checked_product({s_.kv_heads, ws_.idx_stride}, "kept index elements"));
+            const auto counts = read_ints(dev(), ws_.count, size_t(s_.kv_heads));
+            const auto idx = read_ints(dev(), ws_.idx, checked_product({s_.kv_heads, ws_.idx_stride}, "kept index elements"));
             for (int h = 0; h < s_.kv_heads; ++h) {
                 const auto row = idx.begin() + std::ptrdiff_t(size_t(h) * size_t(ws_.idx_stride));
                 tr.prefill_kept.emplace_back(row, row + counts[h]);
             }
         }
         const std::vector<int> n2 = account().global;
-        const auto pos = read_ints(dev_, g_pos_, checked_product({s_.kv_heads, capacity_}, "global-store position elements"));
+        const auto pos = read_ints(dev(), g_pos_, checked_product({s_.kv_heads, capacity_}, "global-store position elements"));
         tr.g_positions.assign(s_.kv_heads, {});
         for (int h = 0; h < s_.kv_heads; ++h)
             tr.g_positions[h].assign(pos.begin() + size_t(h) * capacity_, pos.begin() + size_t(h) * capacity_ + n2[h]);
@@ -243,14 +243,14 @@ public:
     CacheContents contents() override {
         CacheContents c;
         const auto n2 = device_global_lengths();
-        const auto pos = read_ints(dev_, g_pos_, checked_product({s_.kv_heads, capacity_}, "global-store position elements"));
+        const auto pos = read_ints(dev(), g_pos_, checked_product({s_.kv_heads, capacity_}, "global-store position elements"));
         const int tail0 = acc_.tokens_seen - n1_;  // position of window row 0
         for (int h = 0; h < s_.kv_heads; ++h) {
             std::vector<int> p(pos.begin() + size_t(h) * capacity_, pos.begin() + size_t(h) * capacity_ + n2[h]);
             for (int r = 0; r < n1_; ++r) p.push_back(tail0 + r);
             c.positions.push_back(std::move(p));
-            auto k = read_rows(dev_, g_k_, h, 0, n2[h]), v = read_rows(dev_, g_v_, h, 0, n2[h]);
-            const auto wk = read_rows(dev_, win_[cur_][0], h, 0, n1_), wv = read_rows(dev_, win_[cur_][1], h, 0, n1_);
+            auto k = read_rows(dev(), g_k_, h, 0, n2[h]), v = read_rows(dev(), g_v_, h, 0, n2[h]);
+            const auto wk = read_rows(dev(), win_[cur_][0], h, 0, n1_), wv = read_rows(dev(), win_[cur_][1], h, 0, n1_);
             k.insert(k.end(), wk.begin(), wk.end());
             v.insert(v.end(), wv.begin(), wv.end());
             c.k_rows.push_back(std::move(k));
@@ -276,18 +276,18 @@ private:
         SelectArgs sa;
         sa.s = probs_, sa.heads = s_.kv_heads, sa.s_stride = b, sa.n_global = b, sa.block = b;
         sa.order = zero_order_, sa.budget = dec_budget_, sa.idx = dec_idx_, sa.idx_stride = b, sa.count = dec_count_;
-        dev_.select(sa);
+        dev().select(sa);
         const int row0_pos = t - n1 + 1;  // position of window row 0
         GatherArgs g;
         g.src_k = win_[cur_][0], g.src_v = win_[cur_][1], g.dst_k = g_k_, g.dst_v = g_v_;
         g.idx = dec_idx_, g.idx_stride = b, g.count = dec_count_;
         g.dst_off = n2_[n2_cur_], g.dst_len = n2_[1 - n2_cur_];  // append past G's committed lengths
         g.pos_out = g_pos_, g.pos_stride = capacity_, g.pos_base = row0_pos;
-        dev_.gather(g);
+        dev().gather(g);
         GatherArgs m;
         m.src_k = win_[cur_][0], m.src_v = win_[cur_][1], m.dst_k = win_[1 - cur_][0], m.dst_v = win_[1 - cur_][1];
         m.src_row0 = b, m.uniform_count = w;
-        dev_.gather(m);
+        dev().gather(m);
     }
 
     TcaParams params_;

@@ -18,25 +18,11 @@
 #include <mutex>
 #include <vector>
 
+#include "core/range_allocator.h"
+
 namespace tca::detail::vulkan {
 
-// First-fit allocator of [0, size) ranges; free ranges are kept coalesced.
-class RangeAllocator {
-public:
-    explicit RangeAllocator(uint64_t size);
-    // The offset of `bytes` bytes aligned to `align` (a power of two), or false when no free range fits.
-    bool allocate(uint64_t bytes, uint64_t align, uint64_t* offset);
-    // Returns [offset, offset + bytes) as allocate() gave it.
-    void free(uint64_t offset, uint64_t bytes);
-    uint64_t size() const { return size_; }
-    uint64_t free_bytes() const { return free_bytes_; }
-    bool empty() const { return free_bytes_ == size_; }
-    size_t free_ranges() const { return free_.size(); }
-
-private:
-    uint64_t size_, free_bytes_;
-    std::map<uint64_t, uint64_t> free_;  // offset -> length
-};
+using tca::detail::RangeAllocator;
 
 // One block of device memory, as the owner's create hook made it.
 struct MemoryBlock {
