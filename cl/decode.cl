@@ -20,6 +20,16 @@
 // its probability.
 #pragma OPENCL FP_CONTRACT OFF
 
+// DEC_BATCH: the batched variant (Device::decode_batch). One launch serves many entries, the grid's
+// z being the entry, whose parameters are row z of a table; otherwise they are the by-value argument.
+#ifdef DEC_BATCH
+#define DEC_PARAMS __global const DecodeParams* ptab
+#define DEC_LOAD_PARAMS const DecodeParams p = ptab[get_global_id(2)];
+#else
+#define DEC_PARAMS const DecodeParams p
+#define DEC_LOAD_PARAMS
+#endif
+
 #ifndef DEC_WG
 #define DEC_WG 64
 #endif
@@ -45,7 +55,7 @@ inline float lane_dot(__local const float4* qh, int c, const float4* kr) {
 __kernel __attribute__((reqd_work_group_size(DEC_WG, 1, 1)))
 void decode_split(__global const float* q, __global const kv_t* k1, __global const kv_t* v1,
                   __global const kv_t* k2, __global const kv_t* v2, __global const int* n2,
-                  __global float* part, const DecodeParams p) {
+                  __global float* part, DEC_PARAMS) {
     __local float4 qs[DEC_GROUP * D4];
     __local float4 osum[DEC_GROUP * D4];
     __local float xs[DEC_GROUP * DEC_TILE];
@@ -53,9 +63,12 @@ void decode_split(__global const float* q, __global const kv_t* k1, __global con
     __local float red[DEC_GROUP * DEC_TILE * DEC_TPR];
 #endif
     __local float mnew[DEC_GROUP], corr[DEC_GROUP];
+    DEC_LOAD_PARAMS
 
     const int lid = get_local_id(0), r = lid / DEC_TPR, c = lid % DEC_TPR;
     const int split = get_group_id(0), hk = get_group_id(1);
+    // A batched launch is as wide as its entry with the most splits (uniform per work-group).
+    if (split >= (int)p.nsplit) return;
     for (int e = lid; e < DEC_GROUP * D4; e += DEC_WG) {
         const int h = e / D4, cc = e - h * D4;
         qs[e] = vload4(0, q + p.q_off + (long)(hk * DEC_GROUP + h) * p.q_hs + 4 * cc) * p.scale;
@@ -150,7 +163,7 @@ void decode_split(__global const float* q, __global const kv_t* k1, __global con
     }
     const int nsplit = (int)p.nsplit;
     if (lid < DEC_GROUP) {
-        const long at = ((long)(hk * DEC_GROUP + lid) * nsplit + split) * 2;
+        const long at = p.part_ml + ((long)(hk * DEC_GROUP + lid) * nsplit + split) * 2;
         part[at] = m;
         part[at + 1] = l;
     }
@@ -162,11 +175,12 @@ void decode_split(__global const float* q, __global const kv_t* k1, __global con
 
 // One work-item per (float4 of the output, query head). Splits that saw no key have l == 0 and
 // are left out, so an empty split never influences the result.
-__kernel void decode_merge(__global float* part, __global float* o, const DecodeParams p) {
+__kernel void decode_merge(__global float* part, __global float* o, DEC_PARAMS) {
+    DEC_LOAD_PARAMS
     const int c = get_global_id(0), hq = get_global_id(1);
     if (c >= D4) return;
     const int nsplit = (int)p.nsplit;
-    __global const float* pm = part + (long)hq * nsplit * 2;
+    __global const float* pm = part + p.part_ml + (long)hq * nsplit * 2;
     float mx = MASK_VALUE;
     for (int s = 0; s < nsplit; ++s)
         if (pm[2 * s + 1] > 0.0f) mx = fmax(mx, pm[2 * s]);
@@ -190,8 +204,9 @@ __kernel void decode_merge(__global float* part, __global float* o, const Decode
 // Each logit exactly as decode_split formed it: per-lane parts, then summed over the lanes in order.
 __kernel __attribute__((reqd_work_group_size(DEC_WG, 1, 1)))
 void decode_probs(__global const float* q, __global const kv_t* k1, __global const float* part,
-                  __global float* probs, const DecodeParams p) {
+                  __global float* probs, DEC_PARAMS) {
     __local float4 qs[DEC_GROUP * D4];
+    DEC_LOAD_PARAMS
     const int lid = get_local_id(0), hk = get_group_id(1), r = get_global_id(0);
     for (int e = lid; e < DEC_GROUP * D4; e += DEC_WG) {
         const int h = e / D4, cc = e - h * D4;

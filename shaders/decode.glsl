@@ -1,7 +1,8 @@
 // Decode attention: one query row per head against segment 1 (rows [0, n1)) followed by segment 2
 // (rows [0, n2[h]), per KV head) as one virtual key sequence, split-K. The same algorithm as
 // cl/decode.cl (read its header for the layout); parameters, bindings, specialization constants and
-// the scratch layout: src/iface/iface_decode.h.
+// the scratch layout: src/iface/iface_decode.h. decode_batch*.comp: the batched variant (workgroup z =
+// the entry, parameters from a table; Device::decode_batch).
 //   MODE 0  one workgroup per (split, KV head), serving the KV head's GROUP query heads: its range of
 //           the virtual sequence in tiles, TPR lanes per K/V row; writes the partial (m, l, o).
 //   MODE 1  one workgroup per query head: log-sum-exp merge of the splits into o and the merged (M, L).
@@ -132,6 +133,8 @@ void main() {
     const uint t = gl_LocalInvocationIndex;
     if (MODE == 0) {
         const uint split = gl_WorkGroupID.x, hk = gl_WorkGroupID.y;
+        // A batched dispatch is as wide as its entry with the most splits (uniform per workgroup).
+        if (split >= pc.nsplit) return;
         const uint r = t / TPR, c = t % TPR;
         for (uint e = t; e < GROUP * D4; e += WG) {
             qs[e] = load_q4(hk * GROUP + e / D4, e % D4);
@@ -157,7 +160,7 @@ void main() {
             barrier();
         }
         if (t < GROUP) {
-            const uint at = ((hk * GROUP + t) * pc.nsplit + split) * 2;
+            const uint at = pc.part_ml + ((hk * GROUP + t) * pc.nsplit + split) * 2;
             part[at] = m_, part[at + 1] = l_;
         }
         for (uint e = t; e < GROUP * D4; e += WG) {
@@ -167,7 +170,7 @@ void main() {
         }
     } else if (MODE == 1) {
         // Splits that saw no key have l == 0 and are left out.
-        const uint hq = gl_WorkGroupID.y, ml = hq * pc.nsplit * 2;
+        const uint hq = gl_WorkGroupID.y, ml = pc.part_ml + hq * pc.nsplit * 2;
         float M = kMask;
         for (uint s = 0; s < pc.nsplit; ++s)
             if (part[ml + 2 * s + 1] > 0.0) M = max(M, part[ml + 2 * s]);

@@ -6,10 +6,16 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "harness.h"
+#include "method/batch.h"
+#include "method/cache_pool.h"
+#include "method/device_util.h"
+#include "method/profile.h"
+#include "method/session.h"
 #include "tca/tca.h"
 
 using namespace tca::detail::test;
@@ -289,4 +295,68 @@ TEST(BatchDecode, PoolsAccountRefuseAndOutliveTheirHandle) {
     tca_cache_destroy(a);
     for (auto* t : {q, k, out}) tca_tensor_destroy(t);
     tca_context_destroy(ctx);
+}
+
+// On the GPU backends a batched step of caches in one pool runs one dispatch group per kernel
+// family: one gather (the new tokens into the rings) and one decode for all eight sequences,
+// where separate calls make eight of each; outputs stay bit-identical.
+TEST(BatchDecode, PooledCachesRunOneDispatchPerKernel) {
+    using namespace tca::detail;
+    using namespace tca::detail::method;
+    const int n = 8;
+    TcaParams p;
+    p.window = 32, p.block = 16;
+    const Profile prof = fixed_ratio_profile(p, ModelShape{1, kHq, kHkv, kD}, 0.3);
+    for (const auto& name : devices_under_test()) {
+        Device& dev = device(name);
+        CachePool pool(dev, 32u << 20);
+        std::vector<std::unique_ptr<AttentionSession>> batched, single;
+        for (int i = 0; i < n; ++i) {
+            const int P = 60 + 7 * i;
+            HostTensor q(kHq, P, kD), k(kHkv, P, kD), v(kHkv, P, kD);
+            q.data = randn(q.data.size(), uint32_t(10 + i)), k.data = randn(k.data.size(), uint32_t(20 + i));
+            v.data = randn(v.data.size(), uint32_t(30 + i));
+            for (auto* set : {&batched, &single}) {
+                Device& where = set == &batched ? static_cast<Device&>(pool) : dev;
+                set->push_back(make_tca_session(where, {kHq, kHkv, kD}, p, prof.layer_p(0), P + 4));
+                set->back()->set_step_trace(false);
+                set->back()->prefill(q, k, v);
+            }
+        }
+        const auto qh = randn(size_t(n) * kHq * kD, 7), kh = randn(size_t(n) * kHkv * kD, 8);
+        HostTensor qhost(n * kHq, 1, kD), khost(n * kHkv, 1, kD);
+        qhost.data = qh, khost.data = kh;
+        const Tensor qb = upload_tensor(dev, qhost), kb = upload_tensor(dev, khost);
+        const Tensor ob = alloc_tensor(dev, n * kHq, 1, kD), os = alloc_tensor(dev, n * kHq, 1, kD);
+        auto rows = [](const Tensor& t, int i, int heads) {
+            Tensor r = t;
+            r.heads = heads, r.data.offset += size_t(i) * heads * t.head_stride * 4;
+            return r;
+        };
+        std::vector<AttentionSession*> ss;
+        std::vector<Tensor> qs, ks, obs;
+        for (int i = 0; i < n; ++i) {
+            ss.push_back(batched[size_t(i)].get());
+            qs.push_back(rows(qb, i, kHq)), ks.push_back(rows(kb, i, kHkv)), obs.push_back(rows(ob, i, kHq));
+        }
+        dev.finish();
+        dev.set_profiling(true);
+        dev.take_timings();
+        BatchDecode::run(dev, ss, qs, ks, ks, obs);
+        auto count = [](const std::vector<OpTiming>& t, Op op) {
+            return std::count_if(t.begin(), t.end(), [op](const OpTiming& x) { return x.op == op; });
+        };
+        const auto tb = dev.take_timings();
+        for (int i = 0; i < n; ++i) single[size_t(i)]->decode_on_device(qs[size_t(i)], ks[size_t(i)], ks[size_t(i)], rows(os, i, kHq));
+        const auto ts = dev.take_timings();
+        dev.set_profiling(false);
+        EXPECT_EQ(count(tb, Op::gather), 1) << name;
+        EXPECT_EQ(count(tb, Op::decode), 1) << name;
+        EXPECT_EQ(count(ts, Op::gather), n) << name;
+        EXPECT_EQ(count(ts, Op::decode), n) << name;
+        std::vector<float> a(size_t(n) * kHq * kD), b(a.size());
+        dev.read(ob.data, a.data(), a.size() * 4);
+        dev.read(os.data, b.data(), b.size() * 4);
+        EXPECT_TRUE(same_bits(a, b)) << name;
+    }
 }

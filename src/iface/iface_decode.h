@@ -6,12 +6,17 @@
 // type for k1/v1/k2/v2, int32 for n2). The host checks that each fits 32 bits.
 //
 // Scratch `part` (f32), the same layout on both APIs:
-//   [0, hq*nsplit*2)                      per (query head, split): running max m, sum l
+//   [part_ml, part_ml + hq*nsplit*2)       per (query head, split): running max m, sum l
 //   [part_o, part_o + hq*nsplit*d)         per (query head, split): unnormalised output
 //   [part_merged, part_merged + hq*2)      per query head: merged (M, L), read by decode_probs
+// A batched call lays the entries' regions one after another in one scratch buffer.
 #ifndef TCA_IFACE_DECODE_H
 #define TCA_IFACE_DECODE_H
 #include "iface_common.h"
+
+// Batched decode (Device::decode_batch): the table of DecodeParams rows, one per entry (the grid's z).
+#define TCA_DECODE_BIND_TABLE 9
+#define TCA_DECODE_BINDINGS 10
 
 TCA_PARAMS_BEGIN(DecodeParams)
     TCA_U32 q_off, q_hs, o_off, o_hs;
@@ -23,7 +28,7 @@ TCA_PARAMS_BEGIN(DecodeParams)
     TCA_U32 k2_rows;    // ... clamped to this (segment 2's capacity)
     TCA_U32 split_len;  // rows of the virtual sequence per split; the last split also takes any rest
     TCA_U32 nsplit;
-    TCA_U32 part_o, part_merged;  // offsets (floats) into part, see above
+    TCA_U32 part_ml, part_o, part_merged;  // offsets (floats) into part, see above (part_ml: 0 unbatched)
     TCA_U32 probs_off, probs_n;
     TCA_F32 scale;
 TCA_PARAMS_END(DecodeParams)

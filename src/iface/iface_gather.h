@@ -4,6 +4,9 @@
 #define TCA_IFACE_GATHER_H
 #include "iface_common.h"
 
+// Batched gather (Device::gather_batch): the table of GatherParams rows, one per entry (the grid's z).
+#define TCA_GATHER_BIND_TABLE 9
+
 TCA_PARAMS_BEGIN(GatherParams)
     TCA_U32 sk_off; TCA_U32 sk_hs; TCA_U32 sk_ts; TCA_U32 sv_off; TCA_U32 sv_hs; TCA_U32 sv_ts;
     TCA_U32 dk_off; TCA_U32 dk_hs; TCA_U32 dk_ts; TCA_U32 dv_off; TCA_U32 dv_hs; TCA_U32 dv_ts;
@@ -28,7 +31,7 @@ TCA_PARAMS_END(GatherParams)
 #define TCA_GATHER_BIND_DST_OFF 6
 #define TCA_GATHER_BIND_DST_LEN 7
 #define TCA_GATHER_BIND_POS_OUT 8
-#define TCA_GATHER_BINDINGS 9
+#define TCA_GATHER_BINDINGS 9  // the batched variant adds TCA_GATHER_BIND_TABLE
 
 #define TCA_GATHER_SPEC_WG 0
 #define TCA_GATHER_SPEC_IS_F16 1

@@ -134,6 +134,10 @@ public:
     // Test hook: another decode row (e.g. the GPU row on a CPU driver); returns the row it replaced.
     DecodeTuning set_decode_tuning(const DecodeTuning& t);
     void decode(const DecodeArgs& a) override;
+    // Batches (device.h): entries grouped by op_params.h's keys; a group of two or more runs as one
+    // launch per kernel (decode.cl with DEC_BATCH, gather.cl's *_batch kernels), a lone entry as the op.
+    void decode_batch(const std::vector<DecodeArgs>& a) override;
+    void gather_batch(const std::vector<GatherArgs>& a) override;
     void score(const ScoreArgs& a) override;
     void metric(const MetricArgs& a) override;
     void rank(const RankArgs& a) override;
@@ -162,7 +166,7 @@ public:
 
 private:
     enum ScratchSlot {
-        kDecodePart, kScoreParts, kScoreMerged, kSelectKeep, kSelectOffsets, kColsumStats,
+        kDecodePart, kScoreParts, kScoreMerged, kSelectKeep, kSelectOffsets, kColsumStats, kDecodeTable, kGatherTable,
         kScratchSlots
     };
 
@@ -199,6 +203,11 @@ private:
     TensorArg in_units(const Tensor& t, size_t ub) const;
     ViewArg view(const BufView& v) const;
     cl_mem scratch(ScratchSlot slot, size_t bytes);
+    // A batched op's parameter table: the slot's scratch buffer, written by an enqueued copy of src
+    // (ordered with the launches; nothing waits).
+    cl_mem table(ScratchSlot slot, const void* src, size_t bytes);
+    // Enqueues a non-blocking write from a staging copy of src (update() and table()).
+    void staged_write(cl_mem dst, size_t offset, const void* src, size_t bytes);
     // Every device allocation: clCreateBuffer, or the failure a test injected (device/fault_injection.h).
     cl_mem create_buffer(size_t bytes, cl_int* err);
 

@@ -35,6 +35,16 @@ void OpenCLDevice::write(const BufView& dst, const void* src, size_t bytes) {
 // prefill's budget vectors) settles on a fixed set of host chunks and never waits.
 void OpenCLDevice::update(const BufView& dst, const void* src, size_t bytes) {
     require(range_fits(dst.offset, bytes, dst.buf->size), TCA_ERROR_SHAPE_MISMATCH, "update past the end of a buffer");
+    staged_write(mem(dst), dst.offset, src, bytes);
+}
+
+cl_mem OpenCLDevice::table(ScratchSlot slot, const void* src, size_t bytes) {
+    const cl_mem m = scratch(slot, bytes);
+    staged_write(m, 0, src, bytes);
+    return m;
+}
+
+void OpenCLDevice::staged_write(cl_mem dst, size_t offset, const void* src, size_t bytes) {
     if (!bytes) return;
     StagingChunk* chunk = nullptr;
     for (auto& c : staging_) {
@@ -55,7 +65,7 @@ void OpenCLDevice::update(const BufView& dst, const void* src, size_t bytes) {
     }
     std::memcpy(chunk->bytes.data(), src, bytes);
     cl_event ev = nullptr;
-    check(clEnqueueWriteBuffer(queue_.get(), mem(dst), CL_FALSE, dst.offset, bytes, chunk->bytes.data(), 0, nullptr, &ev),
+    check(clEnqueueWriteBuffer(queue_.get(), dst, CL_FALSE, offset, bytes, chunk->bytes.data(), 0, nullptr, &ev),
           "clEnqueueWriteBuffer");
     chunk->busy = EventHandle(ev);
 }

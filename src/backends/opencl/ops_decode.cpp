@@ -4,6 +4,7 @@
 
 #include "backends/opencl/cl_device.h"
 #include "core/checked.h"
+#include "device/op_params.h"
 #include "iface/iface_decode.h"
 
 namespace tca::detail::opencl {
@@ -46,42 +47,72 @@ void OpenCLDevice::decode(const DecodeArgs& a) {
     // Segment-2 counts live on the device: splits follow the caller's bound on them.
     (void)checked_narrow<int>(a.planned_rows(), "decode keys");  // the kernels index rows as int
     const DecodeSplitPlan plan = decode_split_plan(a.planned_rows(), a.splits > 0 ? a.splits : decode_splits(a));
-    const int split_len = int(plan.split_len), splits = int(plan.splits);
-
-    DecodeParams p{};
-    auto u32 = [](int64_t v, const char* what) { return checked_narrow<uint32_t>(v, what); };
-    auto off = [&](const Tensor& t) { return u32(int64_t(t.data.offset / dtype_size(t.dtype)), "decode tensor offset"); };
-    p.q_off = off(a.q), p.q_hs = u32(a.q.head_stride, "q head stride");
-    p.o_off = off(a.o), p.o_hs = u32(a.o.head_stride, "o head stride");
-    p.k1_off = off(a.k1), p.k1_hs = u32(a.k1.head_stride, "k1 head stride"), p.k1_ts = u32(a.k1.token_stride, "k1 token stride");
-    p.v1_off = off(a.v1), p.v1_hs = u32(a.v1.head_stride, "v1 head stride"), p.v1_ts = u32(a.v1.token_stride, "v1 token stride");
-    if (seg2) {
-        p.k2_off = off(a.k2), p.k2_hs = u32(a.k2.head_stride, "k2 head stride"), p.k2_ts = u32(a.k2.token_stride, "k2 token stride");
-        p.v2_off = off(a.v2), p.v2_hs = u32(a.v2.head_stride, "v2 head stride"), p.v2_ts = u32(a.v2.token_stride, "v2 token stride");
-        p.n2_off = u32(int64_t(a.n2.offset / 4), "n2 offset"), p.k2_rows = u32(a.k2.tokens, "k2 rows");
-    }
-    p.n1 = u32(a.n1, "n1"), p.has2 = seg2 ? 1 : 0;
-    p.split_len = u32(split_len, "decode split length"), p.nsplit = u32(splits, "decode splits");
-    // One scratch buffer: per split (m, l), then per split the unnormalised outputs, then the merged (m, l).
-    const size_t ml_floats = checked_product({hq, splits, 2}, "decode partials");
-    const size_t o_floats = checked_product({hq, splits, d}, "decode partial outputs");
-    p.part_o = u32(int64_t(ml_floats), "decode partials");
-    p.part_merged = u32(int64_t(checked_add(ml_floats, o_floats, "decode partials")), "decode partials");
-    if (a.probs) p.probs_off = u32(int64_t(a.probs.offset / 4), "probs offset"), p.probs_n = u32(a.probs_n, "probs_n");
-    p.scale = default_scale(a.scale, d);
-    const cl_mem part = scratch(kDecodePart, checked_mul(size_t(p.part_merged) + size_t(hq) * 2, 4, "decode partials"));
+    size_t floats = 0;
+    const DecodeParams p = decode_params(a, plan.split_len, plan.splits, 0, &floats);
+    const cl_mem part = scratch(kDecodePart, checked_mul(floats, 4, "decode partials"));
 
     const auto [split_kernel, wg] = fitted("decode.cl", "decode_split", tuning_.decode.wg,
                                            [&](int w) { return decode_options(a, w); });
     const std::string opts = decode_options(a, wg);
     // Absent segment 2 / n2: segment 1's buffers stand in (never read: has2 = 0).
     const BufView k2 = seg2 ? a.k2.data : a.k1.data, v2 = seg2 ? a.v2.data : a.v1.data;
-    launch(split_kernel, Range(size_t(splits) * wg, hkv), Range(wg, 1), mem(a.q.data), mem(a.k1.data), mem(a.v1.data),
+    launch(split_kernel, Range(size_t(plan.splits) * wg, hkv), Range(wg, 1), mem(a.q.data), mem(a.k1.data), mem(a.v1.data),
            mem(k2), mem(v2), seg2 ? mem(a.n2) : mem(a.k1.data), part, params(p));
     launch(kernel("decode.cl", opts, "decode_merge"), Range(d / 4, hq), kAnyLocal, part, mem(a.o.data), params(p));
     if (a.probs)
         launch(kernel("decode.cl", opts, "decode_probs"), Range(size_t(ceil_div(a.probs_n, wg)) * wg, hkv), Range(wg, 1),
                mem(a.q.data), mem(a.k1.data), part, mem(a.probs), params(p));
+}
+
+// Entries sharing buffers and build constants (caches of one pool): the same three launches with
+// the grid's z = the entry, as wide as the widest entry (narrower ones' extra work-groups return).
+// Each entry's scratch region follows the previous one's, so no entry reads another's partials.
+void OpenCLDevice::decode_batch(const std::vector<DecodeArgs>& all) {
+    std::vector<std::vector<uint64_t>> keys;
+    for (const DecodeArgs& a : all) keys.push_back(decode_batch_key(a));
+    for (const auto& g : group_by_key(keys)) {
+        if (g.size() == 1) {
+            decode(all[g[0]]);
+            continue;
+        }
+        OpScope op(*this, Op::decode);
+        std::vector<DecodeParams> tab;
+        size_t floats = 0;
+        int64_t splits = 0;
+        int probs_n = 0;
+        for (size_t i : g) {
+            const DecodeArgs& a = all[i];
+            validate(a);
+            (void)checked_narrow<int>(a.planned_rows(), "decode keys");
+            const DecodeSplitPlan plan = decode_split_plan(a.planned_rows(), a.splits > 0 ? a.splits : decode_splits(a));
+            size_t f = 0;
+            tab.push_back(decode_params(a, plan.split_len, plan.splits, floats, &f));
+            floats = checked_add(floats, f, "decode partials");
+            splits = std::max(splits, plan.splits);
+            if (a.probs) probs_n = std::max(probs_n, a.probs_n);
+        }
+        const DecodeArgs& a = all[g[0]];  // the key makes every entry's buffers and constants this one's
+        const size_t n = g.size();
+        const cl_mem part = scratch(kDecodePart, checked_mul(floats, 4, "decode partials"));
+        const cl_mem tabm = table(kDecodeTable, tab.data(), checked_mul(n, sizeof(DecodeParams), "decode table"));
+        const auto [split_kernel, wg] = fitted("decode.cl", "decode_split", tuning_.decode.wg,
+                                               [&](int w) { return decode_options(a, w) + " -D DEC_BATCH=1"; });
+        const std::string opts = decode_options(a, wg) + " -D DEC_BATCH=1";
+        const bool seg2 = static_cast<bool>(a.k2.data);
+        const BufView k2 = seg2 ? a.k2.data : a.k1.data, v2 = seg2 ? a.v2.data : a.v1.data;
+        launch(split_kernel, Range(size_t(splits) * wg, a.k1.heads, n), Range(wg, 1, 1), mem(a.q.data), mem(a.k1.data),
+               mem(a.v1.data), mem(k2), mem(v2), seg2 ? mem(a.n2) : mem(a.k1.data), part, tabm);
+        launch(kernel("decode.cl", opts, "decode_merge"), Range(a.q.dim / 4, a.q.heads, n), kAnyLocal, part,
+               mem(a.o.data), tabm);
+        if (probs_n > 0) {
+            // Entries without eviction scores this step have probs_n 0: their work-items write nothing.
+            const DecodeArgs* with = nullptr;
+            for (size_t i : g)
+                if (all[i].probs) with = &all[i];
+            launch(kernel("decode.cl", opts, "decode_probs"), Range(size_t(ceil_div(probs_n, wg)) * wg, a.k1.heads, n),
+                   Range(wg, 1, 1), mem(a.q.data), mem(a.k1.data), part, mem(with->probs), tabm);
+        }
+    }
 }
 
 }  // namespace tca::detail::opencl

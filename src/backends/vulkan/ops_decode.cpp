@@ -6,6 +6,7 @@
 
 #include "backends/vulkan/vk_device.h"
 #include "core/checked.h"
+#include "device/op_params.h"
 #include "iface/iface_decode.h"
 
 namespace tca::detail::vulkan {
@@ -51,33 +52,13 @@ int VulkanDevice::decode_splits(const DecodeArgs& a) const {
 void VulkanDevice::decode(const DecodeArgs& a) {
     validate(a);
     OpScope op(this, Op::decode);
-    const bool has2 = static_cast<bool>(a.k2.data);
-    const DType kv = a.k1.dtype;
-    auto u32 = [](int64_t v, const char* what) { return checked_narrow<uint32_t>(v, what); };
-    DecodeParams pc{};
-    pc.q_off = elem_off(a.q.data, DType::f32), pc.q_hs = u32(a.q.head_stride, "q head stride");
-    pc.o_off = elem_off(a.o.data, DType::f32), pc.o_hs = u32(a.o.head_stride, "o head stride");
-    pc.k1_off = elem_off(a.k1.data, kv), pc.k1_hs = u32(a.k1.head_stride, "k1 head stride"), pc.k1_ts = u32(a.k1.token_stride, "k1 token stride");
-    pc.v1_off = elem_off(a.v1.data, kv), pc.v1_hs = u32(a.v1.head_stride, "v1 head stride"), pc.v1_ts = u32(a.v1.token_stride, "v1 token stride");
-    if (has2) {
-        pc.k2_off = elem_off(a.k2.data, kv), pc.k2_hs = u32(a.k2.head_stride, "k2 head stride"), pc.k2_ts = u32(a.k2.token_stride, "k2 token stride");
-        pc.v2_off = elem_off(a.v2.data, kv), pc.v2_hs = u32(a.v2.head_stride, "v2 head stride"), pc.v2_ts = u32(a.v2.token_stride, "v2 token stride");
-        pc.n2_off = int_off(a.n2), pc.k2_rows = u32(a.k2.tokens, "k2 rows");
-    }
-    pc.n1 = u32(a.n1, "n1"), pc.has2 = has2 ? 1 : 0;
-    pc.scale = default_scale(a.scale, a.q.dim);
     // Split-K over the virtual key sequence (segment 1 then segment 2), planned over the live rows.
     const DecodeSplitPlan plan = decode_split_plan(a.planned_rows(), a.splits > 0 ? a.splits : decode_splits(a));
-    const int64_t split_len = plan.split_len, splits = plan.splits;
-    pc.split_len = u32(split_len, "decode split length"), pc.nsplit = u32(splits, "decode splits");
-    if (a.probs) pc.probs_off = int_off(a.probs), pc.probs_n = u32(a.probs_n, "probs_n");
-    // One scratch buffer: per split (m, l), then per split the unnormalised outputs, then the merged (m, l).
-    const size_t ml_floats = checked_product({a.q.heads, splits, 2}, "decode partials");
-    const size_t o_floats = checked_product({a.q.heads, splits, a.q.dim}, "decode partial outputs");
-    pc.part_o = u32(int64_t(ml_floats), "decode partials");
-    pc.part_merged = u32(int64_t(checked_add(ml_floats, o_floats, "decode partials")), "decode partials");
-    BufView part = scratch(kSlotPartials, checked_mul(size_t(pc.part_merged) + size_t(a.q.heads) * 2, 4, "decode partials"));
-    const std::string shader = kv_shader("decode", kv);
+    size_t floats = 0;
+    const DecodeParams pc = decode_params(a, plan.split_len, plan.splits, 0, &floats);
+    const BufView part = scratch(kSlotPartials, checked_mul(floats, 4, "decode partials"));
+    const std::string shader = kv_shader("decode", a.k1.dtype);
+    const bool has2 = static_cast<bool>(a.k2.data);
     // Absent segment 2: segment 1's buffers stand in (never read: has2 = 0).
     const BufView k2 = has2 ? a.k2.data : a.k1.data, v2 = has2 ? a.v2.data : a.v1.data;
 
@@ -85,7 +66,7 @@ void VulkanDevice::decode(const DecodeArgs& a) {
     b[TCA_DECODE_BIND_Q] = in(a.q.data), b[TCA_DECODE_BIND_K1] = in(a.k1.data), b[TCA_DECODE_BIND_V1] = in(a.v1.data);
     b[TCA_DECODE_BIND_K2] = in(k2), b[TCA_DECODE_BIND_V2] = in(v2), b[TCA_DECODE_BIND_N2] = in(a.n2);
     b[TCA_DECODE_BIND_PART] = out(part);
-    dispatch(shader, decode_spec(a, 0), pc, b, uint32_t(splits), uint32_t(a.k1.heads));
+    dispatch(shader, decode_spec(a, 0), pc, b, uint32_t(plan.splits), uint32_t(a.k1.heads));
 
     auto m = binds(9);
     m[TCA_DECODE_BIND_O] = out(a.o.data), m[TCA_DECODE_BIND_PART] = out(part);
@@ -96,6 +77,63 @@ void VulkanDevice::decode(const DecodeArgs& a) {
         p[TCA_DECODE_BIND_Q] = in(a.q.data), p[TCA_DECODE_BIND_K1] = in(a.k1.data), p[TCA_DECODE_BIND_PART] = in(part);
         p[TCA_DECODE_BIND_PROBS] = out(a.probs);
         dispatch(shader, spec, pc, p, ceil_div(a.probs_n, spec[TCA_DECODE_SPEC_WG]), uint32_t(a.k1.heads));
+    }
+}
+
+// Entries sharing buffers and build constants (caches of one pool): the same three dispatches with
+// workgroup z = the entry, as wide as the widest entry (narrower ones' extra workgroups return).
+// Each entry's scratch region follows the previous one's, so no entry reads another's partials.
+void VulkanDevice::decode_batch(const std::vector<DecodeArgs>& all) {
+    std::vector<std::vector<uint64_t>> keys;
+    for (const DecodeArgs& a : all) keys.push_back(decode_batch_key(a));
+    for (const auto& g : group_by_key(keys)) {
+        if (g.size() == 1) {
+            decode(all[g[0]]);
+            continue;
+        }
+        OpScope op(this, Op::decode);
+        std::vector<DecodeParams> tab;
+        size_t floats = 0;
+        uint32_t splits = 0, probs_n = 0;
+        for (size_t i : g) {
+            const DecodeArgs& a = all[i];
+            validate(a);
+            const DecodeSplitPlan plan = decode_split_plan(a.planned_rows(), a.splits > 0 ? a.splits : decode_splits(a));
+            size_t f = 0;
+            tab.push_back(decode_params(a, plan.split_len, plan.splits, floats, &f));
+            floats = checked_add(floats, f, "decode partials");
+            splits = std::max(splits, uint32_t(plan.splits));
+            if (a.probs) probs_n = std::max(probs_n, uint32_t(a.probs_n));
+        }
+        const uint32_t n = checked_narrow<uint32_t>(int64_t(g.size()), "batch entries");
+        const BufView part = scratch(kSlotPartials, checked_mul(floats, 4, "decode partials"));
+        const BufView table = scratch(kSlotDecodeTable, checked_mul(tab.size(), sizeof(DecodeParams), "decode table"));
+        update(table, tab.data(), tab.size() * sizeof(DecodeParams));
+        const DecodeArgs& a = all[g[0]];  // the key makes every entry's buffers and constants this one's
+        const std::string shader = kv_shader("decode_batch", a.k1.dtype);
+        const bool has2 = static_cast<bool>(a.k2.data);
+        const BufView k2 = has2 ? a.k2.data : a.k1.data, v2 = has2 ? a.v2.data : a.v1.data;
+
+        auto b = binds(TCA_DECODE_BINDINGS);
+        b[TCA_DECODE_BIND_Q] = in(a.q.data), b[TCA_DECODE_BIND_K1] = in(a.k1.data), b[TCA_DECODE_BIND_V1] = in(a.v1.data);
+        b[TCA_DECODE_BIND_K2] = in(k2), b[TCA_DECODE_BIND_V2] = in(v2), b[TCA_DECODE_BIND_N2] = in(has2 ? a.n2 : a.k1.data);
+        b[TCA_DECODE_BIND_PART] = out(part), b[TCA_DECODE_BIND_TABLE] = in(table);
+        dispatch_raw(shader, decode_spec(a, 0), nullptr, 0, b, splits, uint32_t(a.k1.heads), n);
+
+        auto m = binds(TCA_DECODE_BINDINGS);
+        m[TCA_DECODE_BIND_O] = out(a.o.data), m[TCA_DECODE_BIND_PART] = out(part), m[TCA_DECODE_BIND_TABLE] = in(table);
+        dispatch_raw(shader, decode_spec(a, 1), nullptr, 0, m, 1, uint32_t(a.q.heads), n);
+        if (probs_n > 0) {
+            // Entries without eviction scores this step have probs_n 0: their workgroups write nothing.
+            const std::vector<uint32_t> spec = decode_spec(a, 2);
+            const DecodeArgs* with = nullptr;
+            for (size_t i : g)
+                if (all[i].probs) with = &all[i];
+            auto p = binds(TCA_DECODE_BINDINGS);
+            p[TCA_DECODE_BIND_Q] = in(a.q.data), p[TCA_DECODE_BIND_K1] = in(a.k1.data), p[TCA_DECODE_BIND_PART] = in(part);
+            p[TCA_DECODE_BIND_PROBS] = out(with->probs), p[TCA_DECODE_BIND_TABLE] = in(table);
+            dispatch_raw(shader, spec, nullptr, 0, p, ceil_div(probs_n, spec[TCA_DECODE_SPEC_WG]), uint32_t(a.k1.heads), n);
+        }
     }
 }
 

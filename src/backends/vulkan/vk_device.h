@@ -70,7 +70,7 @@ inline uint32_t elem_off(const BufView& v, DType t) { return uint32_t(v.offset /
 inline uint32_t int_off(const BufView& v) { return uint32_t(v.offset / 4); }
 
 // Workgroup scratch slots.
-enum Slot { kSlotPartials = 0, kSlotStats = 1, kSlotSelect = 2 };
+enum Slot { kSlotPartials = 0, kSlotStats = 1, kSlotSelect = 2, kSlotDecodeTable = 3, kSlotGatherTable = 4 };
 
 constexpr uint32_t kSmallWG = 64;  // decode / score / select / gather workgroups
 
@@ -106,6 +106,10 @@ public:
     // ---- ops (ops_*.cpp) ----
     void prefill(const PrefillArgs& a) override;
     void decode(const DecodeArgs& a) override;
+    // Batches (device.h): entries grouped by op_params.h's keys; a group of two or more runs as one
+    // dispatch per kernel of the *_batch.comp variants, a lone entry as the single op.
+    void decode_batch(const std::vector<DecodeArgs>& a) override;
+    void gather_batch(const std::vector<GatherArgs>& a) override;
     void score(const ScoreArgs& a) override;
     void metric(const MetricArgs& a) override;
     int decode_splits(const DecodeArgs& a) const override;

@@ -158,7 +158,7 @@ void VulkanDevice::dispatch_raw(const std::string& shader, const std::vector<uin
     VkCommandBuffer c = cmd();
     vkCmdBindPipeline(c, VK_PIPELINE_BIND_POINT_COMPUTE, p);
     vkCmdBindDescriptorSets(c, VK_PIPELINE_BIND_POINT_COMPUTE, pl, 0, 1, &set, 0, nullptr);
-    vkCmdPushConstants(c, pl, VK_SHADER_STAGE_COMPUTE_BIT, 0, pc_size, pc);
+    if (pc_size > 0) vkCmdPushConstants(c, pl, VK_SHADER_STAGE_COMPUTE_BIT, 0, pc_size, pc);  // batched: a table
     vkCmdDispatch(c, gx, gy, gz);
 }
 
